@@ -1,0 +1,55 @@
+"""Shared test fixtures: generated image folders and a helper that runs the CLI like a user."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def write_images(folder, count, size=(40, 36), mode="RGB", ext="png", seed=0, prefix="img"):
+    """Write `count` smooth random pictures of `size` (w, h) into `folder`; return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    width, height = size
+    for index in range(count):
+        coarse = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+        picture = Image.fromarray(coarse).resize((width, height), Image.BICUBIC).convert(mode)
+        path = folder / f"{prefix}_{index:03d}.{ext}"
+        picture.save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def unaligned_root(tmp_path):
+    """A tiny CycleGAN dataset: trainA/trainB/testA/testB with a few 40x36 pictures each."""
+    root = tmp_path / "unaligned"
+    write_images(root / "trainA", 4, seed=1)
+    write_images(root / "trainB", 3, seed=2)
+    write_images(root / "testA", 3, seed=3)
+    write_images(root / "testB", 2, seed=4)
+    return root
+
+
+@pytest.fixture
+def aligned_root(tmp_path):
+    """A tiny pix2pix dataset: train/ and test/ with A|B pictures side by side (80x36)."""
+    root = tmp_path / "aligned"
+    write_images(root / "train", 3, size=(80, 36), seed=5)
+    write_images(root / "test", 2, size=(80, 36), seed=6)
+    return root
+
+
+def run_script(script, *args, cwd, timeout=600):
+    """Run one of the repository's Python entry points as a user would; return the finished process."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
