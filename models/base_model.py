@@ -1,0 +1,165 @@
+"""BaseModel: what every model shares (devices, optimiser schedules, visuals, losses, state).
+
+A model fills in `set_input`, `forward` and `optimize_parameters`, names its losses, visuals and
+networks in `loss_names`, `visual_names` and `model_names`, and may add flags in
+`modify_commandline_options`. Models never print or write files; train.py, test.py,
+util/checkpoint.py and the visualizer do.
+"""
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+
+from .discriminators import receptive_field
+from .schedulers import get_scheduler
+
+
+class BaseModel(ABC):
+    """Shared machinery of all models; `opt` is the parsed options (opt.device says where to run)."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.isTrain = opt.isTrain
+        self.device = opt.device
+        self.loss_names = []
+        self.model_names = []
+        self.visual_names = []
+        self.optimizers = []
+        self.schedulers = []
+        self.image_paths = []
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        """Add model-specific flags or change defaults; is_train: training or testing. Returns parser."""
+        return parser
+
+    @abstractmethod
+    def set_input(self, batch):
+        """Unpack a batch from the data loader (dict of tensors and paths) onto the device."""
+
+    @abstractmethod
+    def forward(self):
+        """Compute the outputs; used by optimize_parameters and test."""
+
+    @abstractmethod
+    def optimize_parameters(self):
+        """One training iteration: losses, gradients and optimiser steps."""
+
+    def build_network(self, net):
+        """Place a freshly built network on the device; generators also get size padding (below)."""
+        net = net.to(self.device)
+        if hasattr(net, "size_multiple"):
+            attach_size_padding(net, net.size_multiple)
+        return net
+
+    def networks(self):
+        """OrderedDict name -> network, in `model_names` order (G_A, G_B, D_A, D_B for CycleGAN)."""
+        return OrderedDict((name, getattr(self, "net" + name)) for name in self.model_names)
+
+    def setup(self):
+        """Create the learning-rate schedulers (training only); call after the optimisers exist."""
+        if self.isTrain:
+            self.schedulers = [get_scheduler(optimizer, self.opt) for optimizer in self.optimizers]
+
+    def train(self):
+        """Put every network in training mode."""
+        for net in self.networks().values():
+            net.train()
+
+    def eval(self):
+        """Put every network in eval mode (batch-norm running statistics, no dropout)."""
+        for net in self.networks().values():
+            net.eval()
+
+    def test(self):
+        """Forward pass without gradients, for test.py and for visuals."""
+        with torch.inference_mode():
+            self.forward()
+            self.compute_visuals()
+
+    def compute_visuals(self):
+        """Derive extra visuals after a forward pass (none by default)."""
+
+    def get_image_paths(self):
+        """Paths of the images of the current batch."""
+        return self.image_paths
+
+    def current_lr(self):
+        """Learning rate of the first optimiser."""
+        return self.optimizers[0].param_groups[0]["lr"]
+
+    def update_learning_rate(self, metric=None):
+        """Step every scheduler at the end of an epoch; metric: the quantity the plateau policy watches.
+
+        Returns (old_lr, new_lr) of the first optimiser.
+        """
+        old_lr = self.current_lr()
+        for scheduler in self.schedulers:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(metric)
+            else:
+                scheduler.step()
+        return old_lr, self.current_lr()
+
+    def get_current_visuals(self):
+        """OrderedDict visual name -> image batch tensor in [-1, 1]."""
+        return OrderedDict((name, getattr(self, name)) for name in self.visual_names if hasattr(self, name))
+
+    def generator_loss(self):
+        """The total generator loss of the last iteration, as a tensor (the plateau policy's metric)."""
+        return self.loss_G
+
+    def get_current_losses(self):
+        """OrderedDict loss name -> float (this synchronises with the device; call it sparingly)."""
+        return OrderedDict((name, float(getattr(self, "loss_" + name))) for name in self.loss_names)
+
+    def describe_networks(self, verbose):
+        """One line per network with its parameter count (and receptive field for discriminators);
+        with verbose, each network's structure first."""
+        lines = []
+        for name, net in self.networks().items():
+            if verbose:
+                lines.append(str(net))
+            count = sum(p.numel() for p in net.parameters())
+            line = f"[Network {name}] Total number of parameters : {count / 1e6:.3f} M"
+            if name.startswith("D"):
+                line += f", receptive field {receptive_field(net)}x{receptive_field(net)} pixels"
+            lines.append(line)
+        return "\n".join(lines)
+
+    @staticmethod
+    def set_requires_grad(nets, requires_grad):
+        """Turn gradients of every parameter of `nets` on or off (frozen discriminators in the G step)."""
+        for net in nets:
+            for param in net.parameters():
+                param.requires_grad_(requires_grad)
+
+
+def _pad_amounts(size, multiple):
+    return (-size) % multiple
+
+
+def attach_size_padding(net, multiple):
+    """Let an image-to-image network take any image size without changing its state_dict.
+
+    Before the forward pass the input is padded (reflection where the image is large enough,
+    replication otherwise) to a multiple of `multiple`; afterwards the output is cropped back to
+    the input's size. Inputs already of a fitting size pass untouched.
+    """
+    def pad(module, args):
+        x = args[0]
+        height, width = x.shape[-2:]
+        module._original_size = (height, width)
+        pad_h, pad_w = _pad_amounts(height, multiple), _pad_amounts(width, multiple)
+        if pad_h == 0 and pad_w == 0:
+            return None
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        return (F.pad(x, (0, pad_w, 0, pad_h), mode=mode),) + tuple(args[1:])
+
+    def crop(module, args, output):
+        height, width = module._original_size
+        return output[..., :height, :width]
+
+    net.register_forward_pre_hook(pad)
+    net.register_forward_hook(crop)

@@ -1,0 +1,125 @@
+"""CycleGAN (Zhu et al. 2017): unpaired translation A <-> B with two generators and two discriminators.
+
+G_A: A -> B and G_B: B -> A; D_A judges B-domain images, D_B judges A-domain images.
+Generator loss: GAN(D_A(G_A(A))) + GAN(D_B(G_B(B))) + lambda_A * |G_B(G_A(A)) - A|
++ lambda_B * |G_A(G_B(B)) - B| + identity terms lambda_B * lambda_identity * |G_A(B) - B|
++ lambda_A * lambda_identity * |G_B(A) - A|. Discriminators see generated images through a pool.
+"""
+import itertools
+
+import torch
+
+from util.errors import UserError
+from util.image_pool import ImagePool
+
+from .base_model import BaseModel
+from .discriminators import define_D
+from .generators import define_G
+from .losses import GANLoss, gradient_penalty
+
+
+class CycleGANModel(BaseModel):
+    """The CycleGAN model; expects batches from the `unaligned` dataset (A, B, A_paths, B_paths)."""
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train=True):
+        parser.set_defaults(no_dropout=True)  # the paper's generators have no dropout
+        if is_train:
+            parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A -> B -> A")
+            parser.add_argument("--lambda_B", type=float, default=10.0, help="weight of the cycle loss B -> A -> B")
+            parser.add_argument("--lambda_identity", type=float, default=0.5,
+                                help="weight of the identity loss relative to lambda_A/lambda_B; e.g. 0.1 weighs it "
+                                     "ten times less than the cycle loss; 0 turns it off")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
+        use_identity = self.isTrain and opt.lambda_identity > 0.0
+        self.visual_names = ["real_A", "fake_B", "rec_A"] + (["idt_B"] if use_identity else []) + \
+                            ["real_B", "fake_A", "rec_B"] + (["idt_A"] if use_identity else [])
+        self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
+        if use_identity and opt.input_nc != opt.output_nc:
+            raise UserError(f"the identity loss needs --input_nc ({opt.input_nc}) equal to --output_nc "
+                            f"({opt.output_nc}); make them equal or pass --lambda_identity 0")
+        dropout = not opt.no_dropout
+        self.netG_A = self.build_network(define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
+                                                  dropout, opt.init_type, opt.init_gain))
+        self.netG_B = self.build_network(define_G(opt.output_nc, opt.input_nc, opt.ngf, opt.netG, opt.norm,
+                                                  dropout, opt.init_type, opt.init_gain))
+        if self.isTrain:
+            self.netD_A = self.build_network(define_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.norm,
+                                                      opt.init_type, opt.init_gain))
+            self.netD_B = self.build_network(define_D(opt.input_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.norm,
+                                                      opt.init_type, opt.init_gain))
+            self.fake_A_pool = ImagePool(opt.pool_size)
+            self.fake_B_pool = ImagePool(opt.pool_size)
+            self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+            self.criterionCycle = torch.nn.L1Loss()
+            self.criterionIdt = torch.nn.L1Loss()
+            betas = (opt.beta1, 0.999)
+            self.optimizer_G = torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
+                                                lr=opt.lr, betas=betas)
+            self.optimizer_D = torch.optim.Adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
+                                                lr=opt.lr, betas=betas)
+            self.optimizers = [self.optimizer_G, self.optimizer_D]
+            for name in self.loss_names:  # idt losses stay 0 when the identity loss is off
+                setattr(self, "loss_" + name, torch.zeros((), device=self.device))
+
+    def set_input(self, batch):
+        """batch: dict with A, B, A_paths, B_paths; --direction BtoA swaps the domains."""
+        a_to_b = self.opt.direction == "AtoB"
+        self.real_A = batch["A" if a_to_b else "B"].to(self.device, non_blocking=True)
+        self.real_B = batch["B" if a_to_b else "A"].to(self.device, non_blocking=True)
+        self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
+
+    def forward(self):
+        self.fake_B = self.netG_A(self.real_A)
+        self.rec_A = self.netG_B(self.fake_B)
+        self.fake_A = self.netG_B(self.real_B)
+        self.rec_B = self.netG_A(self.fake_A)
+
+    def discriminator_loss(self, netD, real, fake):
+        """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)) (+ gradient penalty for wgangp)."""
+        loss_real = self.criterionGAN(netD(real), True)
+        loss_fake = self.criterionGAN(netD(fake.detach()), False)
+        loss = 0.5 * (loss_real + loss_fake)
+        if self.opt.gan_mode == "wgangp":
+            loss = loss + gradient_penalty(netD, real, fake)
+        return loss
+
+    def backward_D_A(self):
+        self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
+        self.loss_D_A.backward()
+
+    def backward_D_B(self):
+        self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A, self.fake_A_pool.query(self.fake_A))
+        self.loss_D_B.backward()
+
+    def backward_G(self):
+        opt = self.opt
+        if opt.lambda_identity > 0:
+            self.idt_A = self.netG_A(self.real_B)
+            self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
+            self.idt_B = self.netG_B(self.real_A)
+            self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
+        self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
+        self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
+        self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * opt.lambda_A
+        self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * opt.lambda_B
+        self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
+                       + self.loss_idt_A + self.loss_idt_B)
+        self.loss_G.backward()
+
+    def optimize_parameters(self):
+        """Forward; generator step with both discriminators frozen; then the discriminator step."""
+        self.forward()
+        self.set_requires_grad([self.netD_A, self.netD_B], False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.optimizer_G.step()
+        self.set_requires_grad([self.netD_A, self.netD_B], True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.backward_D_A()
+        self.backward_D_B()
+        self.optimizer_D.step()

@@ -1,0 +1,81 @@
+"""Discriminators chosen by `--netD`: PatchGAN (`basic` = 3 layers, `n_layers`) and per-pixel.
+
+Names follow the original tool (`model.0.weight` ..., `net.0.weight` ...) so its checkpoints load.
+`receptive_field` computes how many input pixels each output score sees (70 for `basic`).
+"""
+import torch.nn as nn
+
+from .initialization import init_weights
+from .norms import get_norm_layer, uses_bias
+
+DISCRIMINATOR_CHOICES = ("basic", "n_layers", "pixel")
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: stride-2 4x4 convs doubling the width (at most 8*ndf), two stride-1 4x4 convs, one score map.
+
+    input_nc: input channels; ndf: width of the first layer; n_layers: number of stride-2
+    convs; norm_layer: norm factory (none after the first conv).
+    """
+
+    def __init__(self, input_nc, ndf=64, n_layers=3, norm_layer=nn.BatchNorm2d):
+        super().__init__()
+        use_bias = uses_bias(norm_layer)
+        layers = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        width = ndf
+        for n in range(1, n_layers + 1):
+            next_width = ndf * min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(width, next_width, 4, stride=stride, padding=1, bias=use_bias),
+                       norm_layer(next_width), nn.LeakyReLU(0.2, True)]
+            width = next_width
+        layers.append(nn.Conv2d(width, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    """1x1 convs only: judges every pixel on its own (a 1x1 receptive field).
+
+    input_nc: input channels; ndf: width; norm_layer: norm factory.
+    """
+
+    def __init__(self, input_nc, ndf=64, norm_layer=nn.BatchNorm2d):
+        super().__init__()
+        use_bias = uses_bias(norm_layer)
+        self.net = nn.Sequential(
+            nn.Conv2d(input_nc, ndf, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, 1, bias=use_bias), norm_layer(ndf * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 2, 1, 1, bias=use_bias))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def receptive_field(net):
+    """Side in input pixels of the patch that one output value of `net` depends on.
+
+    Walks the convolutions from the output back to the input: a k x k conv of stride s turns a
+    field of r pixels into (r - 1) * s + k (seed 001: 1 -> 4 -> 7 -> 16 -> 34 -> 70 for `basic`).
+    """
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    field = 1
+    for conv in reversed(convs):
+        field = (field - 1) * conv.stride[0] + conv.kernel_size[0]
+    return field
+
+
+def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal", init_gain=0.02):
+    """Build and initialise the discriminator named `netD` (one of DISCRIMINATOR_CHOICES)."""
+    norm_layer = get_norm_layer(norm)
+    if netD == "basic":
+        net = NLayerDiscriminator(input_nc, ndf, 3, norm_layer)
+    elif netD == "n_layers":
+        net = NLayerDiscriminator(input_nc, ndf, n_layers_D, norm_layer)
+    elif netD == "pixel":
+        net = PixelDiscriminator(input_nc, ndf, norm_layer)
+    else:
+        raise ValueError(f"unknown discriminator {netD!r}; choose one of {', '.join(DISCRIMINATOR_CHOICES)}")
+    return init_weights(net, init_type, init_gain)

@@ -1,0 +1,35 @@
+"""Learning-rate schedules chosen by `--lr_policy`, stepped once per epoch.
+
+Every policy except plateau is a factor of the epoch number counted from the start of the run
+(`--epoch_count` onwards), so a run continued at epoch k gets the learning rate it would have had.
+"""
+import math
+
+from torch.optim import lr_scheduler
+
+LR_POLICY_CHOICES = ("linear", "step", "plateau", "cosine")
+
+
+def lr_factor(policy, epoch, opt):
+    """Multiplier of `--lr` during `epoch` (1-based) of a run of n_epochs + n_epochs_decay epochs.
+
+    linear: 1 for n_epochs epochs, then down by 1/(n_epochs_decay + 1) per epoch;
+    step: x0.1 every lr_decay_iters epochs; cosine: half a cosine from 1 towards 0 over the run.
+    """
+    if policy == "linear":
+        return 1.0 - max(0, epoch - opt.n_epochs) / float(opt.n_epochs_decay + 1)
+    if policy == "step":
+        return 0.1 ** ((epoch - 1) // opt.lr_decay_iters)
+    if policy == "cosine":
+        total = opt.n_epochs + opt.n_epochs_decay
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / total))
+    raise ValueError(f"unknown lr policy {policy!r}; choose one of {', '.join(LR_POLICY_CHOICES)}")
+
+
+def get_scheduler(optimizer, opt):
+    """Scheduler for `optimizer` by `opt.lr_policy`; the plateau one needs `step(metric)`."""
+    if opt.lr_policy == "plateau":
+        # Watches the epoch's mean generator loss (see BaseModel.update_learning_rate).
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
+    first_epoch = opt.epoch_count
+    return lr_scheduler.LambdaLR(optimizer, lambda steps: lr_factor(opt.lr_policy, first_epoch + steps, opt))

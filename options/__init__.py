@@ -1,0 +1,1 @@
+"""Command-line options: base flags, training flags, test flags, and the chosen model's and dataset's."""

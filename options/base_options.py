@@ -1,0 +1,238 @@
+"""Flags shared by training and testing, and the three-pass parse that adds model and dataset flags.
+
+Pass 1 reads the base flags to learn `--model`; pass 2 adds that model's flags and defaults
+(`modify_commandline_options`); pass 3 adds the chosen dataset's. Old flag names from earlier
+versions of the original tool are accepted with a one-line deprecation notice.
+"""
+import argparse
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+import data
+import models
+from models.discriminators import DISCRIMINATOR_CHOICES
+from models.generators import GENERATOR_CHOICES
+from models.initialization import INIT_CHOICES
+from models.norms import NORM_CHOICES
+from util.device import device_for, resolve_gpu_ids
+from util.errors import UserError
+from util.log import logger, setup_logging
+
+PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+
+# Flags that decide a generator's parameter shapes: read back from train_opt.txt at test time.
+ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout")
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old flag name: stores into the new flag's dest and records a one-line notice."""
+
+    def __init__(self, option_strings, dest, new_flag, const=None, nargs=None, **kwargs):
+        self.new_flag = new_flag
+        super().__init__(option_strings, dest, nargs=0 if const is not None else nargs, const=const, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.const is not None else values)
+        parser.deprecation_notices.add(f"note: {option_string} is an old name; use {self.new_flag} instead")
+
+
+class OptionParser(argparse.ArgumentParser):
+    """ArgumentParser that collects deprecation notices (printed once, after the final pass)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deprecation_notices = set()
+
+    def add_alias(self, old, new_flag, dest, **kwargs):
+        """Accept `old` as a hidden synonym of `new_flag` (which stores into `dest`)."""
+        self.add_argument(old, dest=dest, action=DeprecatedAlias, new_flag=new_flag, help=argparse.SUPPRESS,
+                          default=argparse.SUPPRESS, **kwargs)
+
+
+def explicit_dests(parser, argv):
+    """Names of the options the user actually typed in `argv` (defaults excluded)."""
+    saved = {action: action.default for action in parser._actions}
+    try:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        namespace, _ = parser.parse_known_args(argv, argparse.Namespace())
+    finally:
+        for action, default in saved.items():
+            action.default = default
+    return set(vars(namespace))
+
+
+def format_options(opt, parser):
+    """The resolved options, one per line, with `[default: x]` after each changed value."""
+    lines = ["----------------- Options ---------------"]
+    for key, value in sorted(vars(opt).items()):
+        default = parser.get_default(key)
+        comment = f"\t[default: {default}]" if key in parser._option_dests and value != default else ""
+        lines.append(f"{key:>25}: {str(value):<30}{comment}")
+    lines.append("----------------- End -------------------")
+    return "\n".join(lines) + "\n"
+
+
+def read_saved_options(path, parser):
+    """Read an options file written by `format_options` (ours or the original tool's) into a dict.
+
+    Values are converted back with each flag's type; flags the parser does not know are skipped.
+    """
+    actions = {action.dest: action for action in parser._actions}
+    values = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            key, sep, rest = line.strip().partition(": ")
+            action = actions.get(key)
+            if not sep or action is None:
+                continue
+            text = rest.split("\t[default:")[0].strip()
+            if isinstance(action.default, bool) or action.nargs == 0:
+                values[key] = text == "True"
+            elif action.type is not None and text != "None":
+                try:
+                    values[key] = action.type(text)
+                except ValueError:
+                    continue
+            else:
+                values[key] = text
+    return values
+
+
+def architecture_summary(opt):
+    """The flags that decide the networks' shapes, as a user would type them (for error messages)."""
+    flags = [f"--netG {opt.netG}", f"--ngf {opt.ngf}", f"--norm {opt.norm}",
+             f"--input_nc {opt.input_nc}", f"--output_nc {opt.output_nc}"]
+    if opt.no_dropout:
+        flags.append("--no_dropout")
+    if opt.isTrain:
+        flags += [f"--netD {opt.netD}", f"--ndf {opt.ndf}", f"--n_layers_D {opt.n_layers_D}"]
+    return " ".join(flags)
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and torch (CPU and CUDA) random generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+class BaseOptions:
+    """Flags used by both train.py and test.py; subclasses add their own and set `is_train`."""
+
+    is_train = None
+
+    def initialize(self, parser):
+        """Add the shared flags to `parser` and return it."""
+        g = parser.add_argument_group("experiment")
+        g.add_argument("--dataroot", required=True,
+                       help="path to images (should have subfolders trainA, trainB, testA, testB, or train/test for aligned data)")
+        g.add_argument("--name", type=str, default="experiment_name",
+                       help="name of the experiment; decides where samples and models are stored")
+        g.add_argument("--gpu_ids", type=str, default=None,
+                       help="GPU to use, e.g. 0; -1 for the CPU (default: the first GPU if CUDA is available, otherwise the CPU)")
+        g.add_argument("--checkpoints_dir", type=str, default="./checkpoints", help="models are saved here")
+        g.add_argument("--seed", type=int, default=None,
+                       help="seed Python, NumPy and torch random generators for a repeatable run (default: not seeded)")
+        g = parser.add_argument_group("model")
+        g.add_argument("--model", type=str, default="cycle_gan", choices=models.available_models(),
+                       help="which model to use")
+        g.add_argument("--input_nc", type=int, default=3, help="number of input image channels: 3 for RGB, 1 for grayscale")
+        g.add_argument("--output_nc", type=int, default=3, help="number of output image channels: 3 for RGB, 1 for grayscale")
+        g.add_argument("--ngf", type=int, default=64, help="number of generator filters in the last conv layer")
+        g.add_argument("--ndf", type=int, default=64, help="number of discriminator filters in the first conv layer")
+        g.add_argument("--netD", type=str, default="basic", choices=DISCRIMINATOR_CHOICES,
+                       help="discriminator: basic is a 70x70 PatchGAN; n_layers uses --n_layers_D; pixel is a 1x1 PixelGAN")
+        g.add_argument("--netG", type=str, default="resnet_9blocks", choices=GENERATOR_CHOICES, help="generator architecture")
+        g.add_argument("--n_layers_D", type=int, default=3, help="number of stride-2 layers of the n_layers discriminator")
+        g.add_argument("--norm", type=str, default="instance", choices=NORM_CHOICES, help="normalisation layers")
+        g.add_argument("--init_type", type=str, default="normal", choices=INIT_CHOICES, help="network initialisation")
+        g.add_argument("--init_gain", type=float, default=0.02, help="scaling factor for normal, xavier and orthogonal init")
+        g.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+        g = parser.add_argument_group("data")
+        g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),
+                       help="how the dataset is laid out")
+        g.add_argument("--direction", type=str, default="AtoB", choices=("AtoB", "BtoA"), help="AtoB or BtoA")
+        g.add_argument("--serial_batches", action="store_true",
+                       help="take images in order to make batches; otherwise take them randomly")
+        g.add_argument("--num_threads", type=int, default=4, help="number of data-loading worker processes")
+        g.add_argument("--batch_size", type=int, default=1, help="input batch size")
+        g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
+        g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
+        g.add_argument("--max_dataset_size", type=float, default=float("inf"),
+                       help="maximum number of samples per dataset; a smaller dataset is used whole")
+        g.add_argument("--preprocess", type=str, default="resize_and_crop", choices=PREPROCESS_CHOICES,
+                       help="scaling and cropping of images at load time")
+        g.add_argument("--no_flip", action="store_true", help="do not flip images for data augmentation")
+        g = parser.add_argument_group("output")
+        g.add_argument("--display_winsize", type=int, default=256, help="display width of images in visdom and web pages")
+        g.add_argument("--epoch", type=str, default="latest", help="which epoch to load; 'latest' or an epoch number")
+        g.add_argument("--load_iter", type=int, default=0,
+                       help="which iteration to load; if > 0, load models saved by --save_by_iter as iter_<load_iter>")
+        g.add_argument("--verbose", action="store_true", help="print each network's structure, size and receptive field")
+        g.add_argument("--suffix", type=str, default="",
+                       help="customised suffix appended to --name, a format string over the options, e.g. {model}_{netG}_size{load_size}")
+        parser.add_alias("--which_epoch", "--epoch", "epoch")
+        parser.add_alias("--loadSize", "--load_size", "load_size", type=int)
+        parser.add_alias("--fineSize", "--crop_size", "crop_size", type=int)
+        parser.add_alias("--resize_or_crop", "--preprocess", "preprocess", choices=PREPROCESS_CHOICES)
+        parser.add_alias("--which_model_netG", "--netG", "netG", choices=GENERATOR_CHOICES)
+        parser.add_alias("--which_model_netD", "--netD", "netD", choices=DISCRIMINATOR_CHOICES)
+        parser.add_alias("--batchSize", "--batch_size", "batch_size", type=int)
+        parser.add_alias("--nThreads", "--num_threads", "num_threads", type=int)
+        return parser
+
+    def build_parser(self, argv):
+        """Run the three passes over `argv` and return the complete parser."""
+        parser = OptionParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                              description=self.description)
+        parser = self.initialize(parser)
+        known, _ = parser.parse_known_args(argv)
+        parser = models.get_option_setter(known.model)(parser, self.is_train)
+        known, _ = parser.parse_known_args(argv)
+        parser = data.get_option_setter(known.dataset_mode)(parser, self.is_train)
+        parser._option_dests = {action.dest for action in parser._actions}
+        return parser
+
+    def parse(self, argv=None):
+        """Parse `argv` (default: sys.argv[1:]), print and save the options, and return them."""
+        setup_logging()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = self.build_parser(argv)
+        opt = parser.parse_args(argv)
+        for notice in sorted(parser.deprecation_notices):
+            logger.info(notice)
+        opt.isTrain = self.is_train
+        if opt.suffix:
+            try:
+                opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
+            except (KeyError, IndexError, ValueError) as err:
+                raise UserError(f"--suffix {opt.suffix!r} is not a valid format over the options ({err}); "
+                                "use option names in braces, e.g. --suffix {model}_{netG}")
+        self.finalize(opt, parser, explicit_dests(parser, argv))
+        text = format_options(opt, parser)
+        print(text, end="")
+        self.save_options(opt, text)
+        opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
+        opt.device = device_for(opt.gpu_ids)
+        if opt.seed is not None:
+            seed_everything(opt.seed)
+        return opt
+
+    def finalize(self, opt, parser, explicit):
+        """Adjust defaults that depend on other options (subclasses extend). explicit: flags the user typed."""
+
+    def save_options(self, opt, text):
+        """Write the printed options to checkpoints_dir/name/{phase}_opt.txt."""
+        experiment_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        try:
+            os.makedirs(experiment_dir, exist_ok=True)
+            with open(os.path.join(experiment_dir, f"{opt.phase}_opt.txt"), "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as err:
+            raise UserError(f"cannot write to --checkpoints_dir {opt.checkpoints_dir!r} ({err.strerror}); "
+                            "choose a writable folder")

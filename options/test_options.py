@@ -1,0 +1,49 @@
+"""Flags of test.py (plus the base flags); architecture flags not given come from train_opt.txt."""
+import os
+
+from util.log import logger
+
+from .base_options import ARCHITECTURE_FLAGS, BaseOptions, read_saved_options
+
+
+class TestOptions(BaseOptions):
+    """Options for testing."""
+
+    is_train = False
+    description = "Run a trained model over a folder of images and write an HTML result page."
+
+    def initialize(self, parser):
+        parser = super().initialize(parser)
+        g = parser.add_argument_group("test")
+        g.add_argument("--results_dir", type=str, default="./results/", help="results are saved here")
+        g.add_argument("--aspect_ratio", type=float, default=1.0,
+                       help="aspect ratio of saved result images: > 1 stretches them wider, < 1 taller")
+        g.add_argument("--phase", type=str, default="test", help="train, val, test, etc.: the dataset subfolder to read")
+        g.add_argument("--eval", action="store_true",
+                       help="use eval mode (batch-norm running statistics, no dropout) at test time")
+        g.add_argument("--num_test", type=int, default=None, help="how many test images to run (default: all)")
+        parser.add_alias("--how_many", "--num_test", "num_test", type=int)
+        parser.set_defaults(model="test")
+        return parser
+
+    def finalize(self, opt, parser, explicit):
+        # Test images are not augmented and are taken in order.
+        opt.no_flip = True
+        opt.serial_batches = True
+        if "load_size" not in explicit:
+            opt.load_size = opt.crop_size
+        self.inherit_architecture(opt, parser, explicit)
+
+    def inherit_architecture(self, opt, parser, explicit):
+        """Take generator-shaping flags the user did not type from the experiment's train_opt.txt."""
+        saved_path = os.path.join(opt.checkpoints_dir, opt.name, "train_opt.txt")
+        if not os.path.isfile(saved_path):
+            return
+        saved = read_saved_options(saved_path, parser)
+        taken = []
+        for flag in ARCHITECTURE_FLAGS:
+            if flag not in explicit and flag in saved and saved[flag] != getattr(opt, flag):
+                setattr(opt, flag, saved[flag])
+                taken.append(f"--{flag} {saved[flag]}")
+        if taken:
+            logger.info(f"note: using {', '.join(taken)} from {saved_path}")

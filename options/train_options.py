@@ -1,0 +1,54 @@
+"""Flags of train.py: display, saving, schedule and optimiser settings (plus the base flags)."""
+from models.losses import GAN_MODE_CHOICES
+from models.schedulers import LR_POLICY_CHOICES
+
+from .base_options import BaseOptions
+
+
+class TrainOptions(BaseOptions):
+    """Options for training."""
+
+    is_train = True
+    description = "Train a CycleGAN, pix2pix or other image-to-image model."
+
+    def initialize(self, parser):
+        parser = super().initialize(parser)
+        g = parser.add_argument_group("visdom and web page")
+        g.add_argument("--display_id", type=int, default=1,
+                       help="window id of the visdom display; 0 or less turns visdom off")
+        g.add_argument("--display_server", type=str, default="http://localhost", help="visdom server of the display")
+        g.add_argument("--display_env", type=str, default="main", help="visdom environment of the display")
+        g.add_argument("--display_port", type=int, default=8097, help="visdom port of the display")
+        g.add_argument("--display_ncols", type=int, default=4,
+                       help="show this many images per row in one visdom window; 0 gives one window per image")
+        g.add_argument("--display_freq", type=int, default=400, help="show training results every this many images")
+        g.add_argument("--update_html_freq", type=int, default=1000, help="save training results to the web page every this many images")
+        g.add_argument("--print_freq", type=int, default=100, help="print and log the losses every this many images")
+        g.add_argument("--no_html", action="store_true",
+                       help="do not save intermediate results to checkpoints_dir/name/web/")
+        g = parser.add_argument_group("saving and resuming")
+        g.add_argument("--save_latest_freq", type=int, default=5000, help="save the latest model every this many images")
+        g.add_argument("--save_epoch_freq", type=int, default=5, help="save a copy of the model at the end of every this many epochs")
+        g.add_argument("--save_by_iter", action="store_true",
+                       help="name the periodic saves iter_<images seen> instead of overwriting latest")
+        g.add_argument("--continue_train", action="store_true", help="continue training: load the model saved as --epoch")
+        g.add_argument("--epoch_count", type=int, default=1,
+                       help="the starting epoch number; checkpoints are named by it (<epoch_count>, <epoch_count>+<save_epoch_freq>, ...)")
+        g.add_argument("--phase", type=str, default="train", help="train, val, test, etc.: the dataset subfolder to read")
+        g = parser.add_argument_group("optimisation")
+        g.add_argument("--n_epochs", type=int, default=100, help="number of epochs at the initial learning rate")
+        g.add_argument("--n_epochs_decay", type=int, default=100, help="number of epochs to decay the learning rate over")
+        g.add_argument("--beta1", type=float, default=0.5, help="momentum term of Adam")
+        g.add_argument("--lr", type=float, default=0.0002, help="initial learning rate of Adam")
+        g.add_argument("--gan_mode", type=str, default="lsgan", choices=GAN_MODE_CHOICES,
+                       help="GAN objective: vanilla (cross-entropy of the original GAN paper), lsgan (least squares) "
+                            "or wgangp (Wasserstein with gradient penalty)")
+        g.add_argument("--pool_size", type=int, default=50, help="size of the buffer of previously generated images")
+        g.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICY_CHOICES,
+                       help="learning-rate policy: linear decay, step (x0.1 every --lr_decay_iters epochs), "
+                            "plateau (x0.2 when the epoch's mean generator loss stalls) or cosine over the whole run")
+        g.add_argument("--lr_decay_iters", type=int, default=50, help="epochs between x0.1 decays of the step policy")
+        parser.add_alias("--niter", "--n_epochs", "n_epochs", type=int)
+        parser.add_alias("--niter_decay", "--n_epochs_decay", "n_epochs_decay", type=int)
+        parser.add_alias("--no_lsgan", "--gan_mode vanilla", "gan_mode", const="vanilla")
+        return parser

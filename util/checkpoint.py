@@ -1,0 +1,137 @@
+"""Saving and loading network weights as the original tool names them: <prefix>_net_<name>.pth.
+
+Files are plain state_dicts of CPU tensors. Saves are atomic (temporary file in the same folder,
+fsync, rename), so a crash mid-save never leaves a broken file in place of a good one. Loads use
+`weights_only=True`, accept the original tool's files (including stale InstanceNorm statistics of
+its published generators) and explain a mismatch instead of dumping a state_dict error.
+"""
+import glob
+import os
+import pickle
+import re
+import tempfile
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+_STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # left by DataParallel/DDP and torch.compile
+
+
+def atomic_save(obj, path):
+    """torch.save `obj` to `path` so that `path` is always either the old or the complete new file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def checkpoint_path(save_dir, prefix, net_name):
+    """checkpoints_dir/name/<prefix>_net_<net_name>.pth"""
+    return os.path.join(save_dir, f"{prefix}_net_{net_name}.pth")
+
+
+def save_networks(model, save_dir, prefix):
+    """Save every network of `model` as <prefix>_net_<name>.pth (CPU tensors, clean names)."""
+    for name, net in model.networks().items():
+        state = {key: value.detach().cpu() for key, value in unwrap(net).state_dict().items()}
+        try:
+            atomic_save(state, checkpoint_path(save_dir, prefix, name))
+        except OSError as err:
+            raise UserError(f"could not save {checkpoint_path(save_dir, prefix, name)} ({err.strerror}); "
+                            "free disk space or fix the folder's permissions (the previous file is intact)")
+
+
+def saved_prefixes(save_dir):
+    """The epochs/iterations with saved networks in `save_dir` (e.g. ['5', 'iter_400', 'latest'])."""
+    names = (os.path.basename(path) for path in glob.glob(os.path.join(save_dir, "*_net_*.pth")))
+    return sorted({re.sub(r"_net_.*\.pth$", "", name) for name in names})
+
+
+def unwrap(net):
+    """The plain network inside DDP/DataParallel or torch.compile wrappers."""
+    while True:
+        if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            net = net.module
+        elif hasattr(net, "_orig_mod"):
+            net = net._orig_mod
+        else:
+            return net
+
+
+def clean_state_dict(net, state_dict):
+    """Adapt a saved state_dict to `net`: strip wrapper prefixes and drop InstanceNorm statistics
+    that old versions of the original tool saved although the layers do not use them."""
+    cleaned = {}
+    for key, value in state_dict.items():
+        for prefix in _WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        cleaned[key] = value
+    modules = dict(net.named_modules())
+    for key in list(cleaned):
+        module_name, _, leaf = key.rpartition(".")
+        if leaf in _STALE_NORM_KEYS and isinstance(modules.get(module_name), nn.InstanceNorm2d):
+            del cleaned[key]
+    return cleaned
+
+
+def load_state_dict_file(path):
+    """Read a weights file safely (tensors and plain types only); UserError if it is not one."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UserError(f"refusing to load {path}: it is not a plain weights file ({str(err).splitlines()[0]}); "
+                        "use a checkpoint written by this tool or the original one")
+    except (RuntimeError, EOFError, OSError) as err:
+        raise UserError(f"cannot read {path} ({str(err).splitlines()[0]}); the file is damaged, "
+                        "pick another --epoch or re-download it")
+
+
+def _mismatch_summary(net, state_dict):
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    resized = [k for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
+    if resized:
+        key = resized[0]
+        return f"{key} is {tuple(state_dict[key].shape)} in the file but {tuple(expected[key].shape)} here"
+    return f"{len(missing)} missing keys (e.g. {missing[:1]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:1]})"
+
+
+def load_network(net, path, arch_hint=""):
+    """Load the weights file `path` into `net` (unwrapped first). arch_hint: the flags `net` was built
+    with, named in the error message when the file does not fit."""
+    target = unwrap(net)
+    state_dict = clean_state_dict(target, load_state_dict_file(path))
+    try:
+        target.load_state_dict(state_dict)
+    except RuntimeError:
+        raise UserError(f"{path} does not fit the network built from {arch_hint or 'these flags'} "
+                        f"({_mismatch_summary(target, state_dict)}); pass the architecture flags it was trained with")
+
+
+def load_networks(model, save_dir, prefix, arch_hint=""):
+    """Load <prefix>_net_<name>.pth into each network of `model`; UserError naming what exists if absent."""
+    for name, net in model.networks().items():
+        path = checkpoint_path(save_dir, prefix, name)
+        if not os.path.isfile(path):
+            found = saved_prefixes(save_dir)
+            choice = f"saved there: {', '.join(found)}" if found else "nothing is saved there yet; train first"
+            raise UserError(f"no checkpoint {path}; pick an existing --epoch/--load_iter ({choice})")
+        load_network(net, path, arch_hint)
+
+
+def load_prefix(opt):
+    """The file prefix chosen by --epoch / --load_iter: iter_<n> when load_iter > 0, else the epoch."""
+    return f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch
