@@ -55,8 +55,10 @@ def train_one_epoch(opt, epoch, last_epoch, dataset, model, visualizer, total_it
             if crossed(total_iters, step, opt.print_freq):
                 losses = model.get_current_losses()
                 compute_time = (time.time() - iter_start) / step
-                tqdm.write(visualizer.print_current_losses(epoch, epoch_iter, losses, compute_time, data_time))
-                visualizer.plot_current_losses(epoch, epoch_iter / len(dataset), losses)
+                progress = epoch_iter / len(dataset)
+                tqdm.write(visualizer.print_current_losses(epoch, epoch_iter, losses, compute_time, data_time,
+                                                           progress=epoch + progress))
+                visualizer.plot_current_losses(epoch, progress, losses)
                 bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()}, refresh=False)
             if crossed(total_iters, step, opt.save_latest_freq):
                 prefix = f"iter_{total_iters}" if opt.save_by_iter else "latest"

@@ -112,7 +112,7 @@ class BaseModel(ABC):
 
     def get_current_losses(self):
         """OrderedDict loss name -> float (this synchronises with the device; call it sparingly)."""
-        return OrderedDict((name, float(getattr(self, "loss_" + name))) for name in self.loss_names)
+        return OrderedDict((name, float(getattr(self, "loss_" + name).detach())) for name in self.loss_names)
 
     def describe_networks(self, verbose):
         """One line per network with its parameter count (and receptive field for discriminators);

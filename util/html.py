@@ -1,0 +1,109 @@
+"""Static HTML pages of result images: the training page (web/index.html) and test.py's results.
+
+A page is built with dominate, which escapes all text; image and link addresses are URL-quoted so
+that file names with spaces, '#', '&', '<' or non-ASCII letters still resolve. Pages never reload
+themselves: the reader refreshes when they want to.
+"""
+import os
+from pathlib import PurePath
+from urllib.parse import quote
+
+import dominate
+from dominate.tags import a, div, h3, img, meta, p, table, td, tr
+
+from util.util import mkdirs, save_image, tensor2im
+
+IMAGE_FOLDER = "images"
+
+
+def url_of(path_rel):
+    """Turn a path relative to the page into an address a browser resolves to that same file."""
+    return quote(PurePath(path_rel).as_posix(), safe="/")
+
+
+class HTML:
+    """One HTML page in `web_dir`, with its pictures in `web_dir/images/`.
+
+    web_dir: folder that holds the page and its `images/` folder (both are created).
+    title: the page's title (shown in the browser tab).
+    """
+
+    def __init__(self, web_dir, title):
+        self.web_dir = str(web_dir)
+        self.image_dir = os.path.join(self.web_dir, IMAGE_FOLDER)
+        mkdirs(self.web_dir, self.image_dir)
+        self.doc = dominate.document(title=title)
+        with self.doc.head:
+            meta(charset="utf-8")
+
+    def add_header(self, text):
+        """Add a section heading. text: the heading's text."""
+        with self.doc:
+            h3(text)
+
+    def add_text(self, text):
+        """Add a paragraph. text: the paragraph's text."""
+        with self.doc:
+            p(text)
+
+    def add_image(self, path_rel, caption=None, width=None):
+        """Add one picture on its own line.
+
+        path_rel: the picture's path relative to the page's folder.
+        caption: optional text under the picture.
+        width: optional display width in pixels (the picture's own size otherwise).
+        """
+        style = f"width:{int(width)}px" if width else None
+        with self.doc:
+            with div():
+                img(src=url_of(path_rel), style=style, alt=caption or "")
+                if caption:
+                    p(caption)
+
+    def add_images(self, image_rel_paths, captions, links, width=256):
+        """Add one table row of pictures, each with a caption and a link.
+
+        image_rel_paths: the pictures' paths relative to the page's folder.
+        captions: one text per picture, shown under it.
+        links: one path (relative to the page's folder) per picture that a click opens.
+        width: display width of each picture in pixels.
+        """
+        with self.doc:
+            with table(border=1, style="table-layout: fixed;"):
+                with tr():
+                    for path_rel, caption, link in zip(image_rel_paths, captions, links):
+                        with td(style="word-wrap: break-word;", halign="center", valign="top"):
+                            with a(href=url_of(link)):
+                                img(style=f"width:{int(width)}px", src=url_of(path_rel),
+                                    alt=caption)
+                            p(caption)
+
+    def save(self, filename="index.html"):
+        """Write the page to `web_dir/filename` (UTF-8); return the file's path."""
+        page_path = os.path.join(self.web_dir, filename)
+        with open(page_path, "w", encoding="utf-8") as page:
+            page.write(self.doc.render())
+        return page_path
+
+
+def save_result_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
+    """Save one test image's visuals as `images/<stem>_<label>.png` and add them as one row.
+
+    webpage: the HTML page the row is added to (its `image_dir` receives the files).
+    visuals: dict label -> tensor (C, H, W) or (1, C, H, W) in [-1, 1] for one source image.
+    image_path: path of the source image; its file name without extension names the outputs.
+    aspect_ratio: width/height factor applied when saving (test.py's --aspect_ratio).
+    width: display width of each picture on the page, in pixels.
+    Returns the paths of the written files.
+    """
+    stem = os.path.splitext(os.path.basename(os.fspath(image_path)))[0]
+    webpage.add_header(stem)
+    written, rel_paths = [], []
+    for label, tensor in visuals.items():
+        file_name = f"{stem}_{label}.png"
+        full_path = os.path.join(webpage.image_dir, file_name)
+        save_image(tensor2im(tensor), full_path, aspect_ratio=aspect_ratio)
+        written.append(full_path)
+        rel_paths.append(f"{IMAGE_FOLDER}/{file_name}")
+    webpage.add_images(rel_paths, list(visuals), rel_paths, width=width)
+    return written
