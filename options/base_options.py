@@ -66,6 +66,20 @@ def explicit_dests(parser, argv):
     return set(vars(namespace))
 
 
+def peek(parser, argv):
+    """Parse what `parser` knows so far in `argv`, ignoring the rest and any missing required flag
+    (so that `--help` and the later passes still come)."""
+    required = [action for action in parser._actions if action.required]
+    try:
+        for action in required:
+            action.required = False
+        known, _ = parser.parse_known_args(argv)
+    finally:
+        for action in required:
+            action.required = True
+    return known
+
+
 def format_options(opt, parser):
     """The resolved options, one per line, with `[default: x]` after each changed value."""
     lines = ["----------------- Options ---------------"]
@@ -188,13 +202,13 @@ class BaseOptions:
 
     def build_parser(self, argv):
         """Run the three passes over `argv` and return the complete parser."""
+        # --help is added after the last pass, so that it lists the model's and dataset's flags too.
         parser = OptionParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                              description=self.description)
+                              description=self.description, add_help=False)
         parser = self.initialize(parser)
-        known, _ = parser.parse_known_args(argv)
-        parser = models.get_option_setter(known.model)(parser, self.is_train)
-        known, _ = parser.parse_known_args(argv)
-        parser = data.get_option_setter(known.dataset_mode)(parser, self.is_train)
+        parser = models.get_option_setter(peek(parser, argv).model)(parser, self.is_train)
+        parser = data.get_option_setter(peek(parser, argv).dataset_mode)(parser, self.is_train)
+        parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
         parser._option_dests = {action.dest for action in parser._actions}
         return parser
 
