@@ -56,11 +56,14 @@ class OptionParser(argparse.ArgumentParser):
 def explicit_dests(parser, argv):
     """Names of the options the user actually typed in `argv` (defaults excluded)."""
     saved = {action: action.default for action in parser._actions}
+    saved_parser_defaults = parser._defaults  # set_defaults() of models and datasets land here
     try:
+        parser._defaults = {}
         for action in parser._actions:
             action.default = argparse.SUPPRESS
         namespace, _ = parser.parse_known_args(argv, argparse.Namespace())
     finally:
+        parser._defaults = saved_parser_defaults
         for action, default in saved.items():
             action.default = default
     return set(vars(namespace))

@@ -137,3 +137,8 @@ def test_help_lists_model_flags(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--lambda_identity" in out and "--gpu_ids" in out and "--niter" not in out
+
+
+def test_model_defaults_do_not_count_as_typed(tmp_path):
+    parse_train(tmp_path, "--name", "p", "--model", "pix2pix", "--netG", "unet_128")
+    assert parse_test(tmp_path, "--name", "p", "--model", "pix2pix").netG == "unet_128"

@@ -1,0 +1,38 @@
+"""Paired data for pix2pix: each file in dataroot/<phase> holds A on its left half and B on its right half."""
+import os
+
+from data.base_dataset import BaseDataset, domain_image_mode, get_params, get_transform, load_image
+from data.image_folder import make_dataset
+from util.errors import UserError
+
+
+class AlignedDataset(BaseDataset):
+    """Yields {'A', 'B', 'A_paths', 'B_paths'}; both halves get the same crop and flip so they stay aligned.
+
+    A file of odd width loses its last pixel column, so that both halves are equally wide. With
+    --direction BtoA the halves are not swapped here (the model swaps them); only the channel counts are.
+    opt: options (dataroot, phase, direction, input_nc, output_nc, max_dataset_size, preprocessing).
+    """
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.paths = make_dataset(os.path.join(opt.dataroot, opt.phase), opt.max_dataset_size)
+        self.modes = {domain: domain_image_mode(opt, domain) for domain in "AB"}
+
+    def __len__(self):
+        return len(self.paths)
+
+    def source_paths(self, index):
+        return [self.paths[index]]
+
+    def __getitem__(self, index):
+        path = self.paths[index]
+        pair = load_image(path)
+        half = pair.width // 2
+        if half == 0:
+            raise UserError(f"{path!r} is {pair.width} pixel wide, too narrow to hold A and B side by side; "
+                            "remove it or combine A and B into one picture")
+        halves = {"A": pair.crop((0, 0, half, pair.height)), "B": pair.crop((half, 0, 2 * half, pair.height))}
+        transform = get_transform(self.opt, get_params(self.opt, halves["A"].size))
+        item = {domain: transform(image.convert(self.modes[domain])) for domain, image in halves.items()}
+        return {**item, "A_paths": path, "B_paths": path}

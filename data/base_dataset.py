@@ -1,0 +1,147 @@
+"""The base class of every `data/<name>_dataset.py` plug-in, and the image preprocessing they share.
+
+`get_transform` turns a PIL image into a tensor in [-1, 1] following `--preprocess`:
+  resize_and_crop       resize to load_size x load_size, then crop crop_size x crop_size
+  crop                  crop only
+  scale_width           scale the width to load_size, keeping the aspect ratio (height >= crop_size)
+  scale_width_and_crop  scale the width to load_size, then crop
+  none                  keep the size; at training time round each side to a multiple of 4 (bicubic)
+                        so the ResNet generator's two stride-2 downsamplings fit. At test time images
+                        stay untouched: the model pads and crops them itself.
+In the crop modes an image smaller than crop_size (after the resize step) is first upscaled, keeping
+its aspect ratio, until its shorter side equals crop_size, so cropping never runs out of pixels.
+Unless --no_flip, images are flipped horizontally with probability 0.5.
+"""
+import abc
+import functools
+import random
+
+import torch.utils.data
+from PIL import Image
+from torchvision import transforms
+
+from util.errors import UserError
+
+CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
+SIZE_MULTIPLE = 4  # two stride-2 downsamplings in the ResNet generator
+
+
+class BaseDataset(torch.utils.data.Dataset, abc.ABC):
+    """A dataset plug-in: builds its file lists in __init__ and returns dicts of tensors and paths.
+
+    opt: the parsed options (dataroot, phase, direction, input_nc, output_nc, preprocess, sizes, ...).
+    """
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.root = opt.dataroot
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        """Add this dataset's flags or change defaults. parser: the option parser; is_train: training or not."""
+        return parser
+
+    @abc.abstractmethod
+    def __len__(self):
+        """Number of items in one epoch."""
+
+    @abc.abstractmethod
+    def __getitem__(self, index):
+        """index: item number. Returns a dict of image tensors and their paths (strings)."""
+
+    @abc.abstractmethod
+    def source_paths(self, index):
+        """index: item number. Returns the image files that item reads (used to batch same-size images)."""
+
+
+def domain_image_mode(opt, domain):
+    """PIL mode ('L' or 'RGB') for domain 'A' or 'B' of `opt`.
+
+    A carries --input_nc channels and B --output_nc; with --direction BtoA the two are swapped, because
+    the model then translates the B pictures into A pictures.
+    """
+    channels = opt.input_nc if (domain == "A") == (opt.direction == "AtoB") else opt.output_nc
+    if channels not in (1, 3):
+        raise UserError(f"image files have 1 or 3 channels, but --input_nc/--output_nc asks for {channels}; "
+                        "use 1 (grayscale) or 3 (RGB)")
+    return "L" if channels == 1 else "RGB"
+
+
+def load_image(path, mode="RGB"):
+    """Read an image file as a PIL image. path: the file; mode: 'RGB' or 'L'."""
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except OSError as err:
+        raise UserError(f"cannot read image {path!r} ({err}); replace or remove the file") from None
+
+
+def size_before_crop(opt, size):
+    """(width, height) that an image of `size` has after the resize step of --preprocess.
+
+    opt: options (preprocess, load_size, crop_size, isTrain); size: the loaded image's (width, height).
+    """
+    width, height = size
+    if opt.preprocess == "resize_and_crop":
+        width, height = opt.load_size, opt.load_size
+    elif opt.preprocess.startswith("scale_width"):
+        width, height = opt.load_size, max(int(opt.load_size * height / width), opt.crop_size)
+    elif opt.preprocess == "none" and opt.isTrain:
+        width, height = (max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in size)
+    if opt.preprocess in CROP_MODES and min(width, height) < opt.crop_size:
+        scale = opt.crop_size / min(width, height)
+        width, height = max(opt.crop_size, round(width * scale)), max(opt.crop_size, round(height * scale))
+    return width, height
+
+
+def get_params(opt, size):
+    """Draw one crop corner and flip decision, so that several images (A and B halves) share them.
+
+    opt: options; size: (width, height) of the loaded image. Returns {'crop_pos': (x, y), 'flip': bool}.
+    """
+    width, height = size_before_crop(opt, size)
+    x = random.randint(0, max(0, width - opt.crop_size))
+    y = random.randint(0, max(0, height - opt.crop_size))
+    return {"crop_pos": (x, y), "flip": random.random() > 0.5}
+
+
+def get_transform(opt, params=None, grayscale=False, method=Image.Resampling.BICUBIC, convert=True):
+    """The preprocessing pipeline for --preprocess (see the module docstring).
+
+    opt: options; params: from get_params (None: crop and flip are drawn per image);
+    grayscale: convert to one channel first; method: PIL resampling filter; convert: end with a tensor in [-1, 1].
+    """
+    # Module-level functions via partial (not lambdas) keep the pipeline picklable for spawned workers.
+    steps = [transforms.Grayscale(1)] if grayscale else []
+    steps.append(functools.partial(_resize, opt=opt, method=method))
+    if opt.preprocess in CROP_MODES:
+        steps.append(transforms.RandomCrop(opt.crop_size) if params is None
+                     else functools.partial(_crop, corner=params["crop_pos"], size=opt.crop_size))
+    if not opt.no_flip:
+        steps.append(transforms.RandomHorizontalFlip() if params is None
+                     else functools.partial(_flip, flip=params["flip"]))
+    if convert:
+        steps += [transforms.ToTensor(), _to_signed_range]
+    return transforms.Compose(steps)
+
+
+def _resize(image, opt, method):
+    """Resize `image` to size_before_crop (unchanged when it already has that size)."""
+    size = size_before_crop(opt, image.size)
+    return image if size == image.size else image.resize(size, method)
+
+
+def _crop(image, corner, size):
+    """Cut the size x size square whose top-left corner is `corner` (x, y)."""
+    x, y = corner
+    return image.crop((x, y, x + size, y + size))
+
+
+def _flip(image, flip):
+    """Mirror `image` left-right when `flip` is true."""
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image
+
+
+def _to_signed_range(tensor):
+    """Map a [0, 1] tensor to [-1, 1] (same as normalising with mean 0.5 and std 0.5 per channel)."""
+    return tensor * 2.0 - 1.0

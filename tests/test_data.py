@@ -1,0 +1,246 @@
+"""Tests of the data package: preprocessing sizes, datasets, plug-in lookup, folder search and the loader."""
+import argparse
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import write_images
+import data
+from data.aligned_dataset import AlignedDataset
+from data.base_dataset import BaseDataset, get_params, get_transform, size_before_crop
+from data.image_folder import make_dataset
+from data.single_dataset import SingleDataset
+from data.unaligned_dataset import UnalignedDataset
+from util.errors import UserError
+
+
+def make_opt(dataroot, **overrides):
+    """Options as the parser would give them, small sizes, CPU, no workers; `overrides` replace fields."""
+    values = dict(dataroot=str(dataroot), phase="train", direction="AtoB", input_nc=3, output_nc=3,
+                  preprocess="resize_and_crop", load_size=40, crop_size=32, no_flip=False, serial_batches=True,
+                  max_dataset_size=float("inf"), batch_size=1, num_threads=0, isTrain=True,
+                  dataset_mode="unaligned", gpu_ids=[])
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+def picture(width, height, seed=0):
+    """A random RGB PIL image of the given size."""
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def hw(tensor):
+    """(height, width) of a CxHxW tensor."""
+    return tuple(tensor.shape[1:])
+
+
+@pytest.mark.parametrize("preprocess, size, crop_size, expected", [
+    ("resize_and_crop", (50, 30), 32, (32, 32)),
+    ("crop", (50, 38), 32, (32, 32)),
+    ("scale_width", (80, 60), 16, (30, 40)),    # width 40, aspect 4:3 kept
+    ("scale_width", (80, 20), 32, (32, 40)),    # height never below crop_size
+    ("scale_width_and_crop", (80, 60), 32, (32, 32)),
+    ("none", (45, 38), 32, (40, 44)),           # training: sides rounded to multiples of 4
+])
+def test_transform_output_size(preprocess, size, crop_size, expected):
+    opt = make_opt(".", preprocess=preprocess, load_size=40, crop_size=crop_size)
+    tensor = get_transform(opt)(picture(*size))
+    assert tensor.shape[0] == 3 and hw(tensor) == expected
+    assert tensor.min() >= -1.0 and tensor.max() <= 1.0 and tensor.min() < -0.5 and tensor.max() > 0.5
+
+
+def test_none_at_test_time_keeps_size_and_pixels():
+    opt = make_opt(".", preprocess="none", isTrain=False, no_flip=True)
+    image = picture(45, 38)
+    tensor = get_transform(opt)(image)
+    expected = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255 * 2 - 1
+    assert torch.allclose(tensor, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("preprocess", ["crop", "resize_and_crop", "scale_width_and_crop"])
+def test_small_image_is_upscaled_before_cropping(preprocess):
+    opt = make_opt(".", preprocess=preprocess, load_size=20, crop_size=32)
+    for _ in range(5):
+        assert hw(get_transform(opt)(picture(20, 24))) == (32, 32)
+    assert size_before_crop(make_opt(".", preprocess="crop"), (20, 24)) == (32, 38)  # aspect kept
+
+
+def test_flip_follows_params_and_no_flip():
+    image = picture(36, 28)
+    base = dict(preprocess="none", isTrain=False)
+    plain = get_transform(make_opt(".", no_flip=True, **base))(image)
+    flipped = get_transform(make_opt(".", **base), params={"crop_pos": (0, 0), "flip": True})(image)
+    kept = get_transform(make_opt(".", **base), params={"crop_pos": (0, 0), "flip": False})(image)
+    assert torch.equal(flipped, plain.flip(-1)) and torch.equal(kept, plain)
+    torch.manual_seed(0)
+    randomly = [torch.equal(get_transform(make_opt(".", **base))(image), plain) for _ in range(40)]
+    assert 5 < sum(randomly) < 35
+
+
+def test_get_params_crop_fits_and_is_shared():
+    opt = make_opt(".", preprocess="resize_and_crop", load_size=40, crop_size=32)
+    random.seed(1)
+    params = [get_params(opt, (70, 50)) for _ in range(50)]
+    assert all(0 <= p["crop_pos"][0] <= 8 and 0 <= p["crop_pos"][1] <= 8 for p in params)
+    assert {p["flip"] for p in params} == {True, False}
+    image = picture(70, 50)
+    transform = get_transform(opt, params[0])
+    assert torch.equal(transform(image), transform(image))
+
+
+def test_aligned_splits_left_a_right_b(tmp_path):
+    left = np.zeros((36, 40, 3), np.uint8)
+    right = np.full((36, 41, 3), 255, np.uint8)  # odd total width: last column dropped
+    (tmp_path / "test").mkdir()
+    Image.fromarray(np.concatenate([left, right], axis=1)).save(tmp_path / "test" / "pair.png")
+    item = AlignedDataset(make_opt(tmp_path, phase="test", preprocess="none", isTrain=False, no_flip=True))[0]
+    assert hw(item["A"]) == hw(item["B"]) == (36, 40)
+    assert item["A"].max() == -1.0 and item["B"].min() == 1.0
+    assert item["A_paths"] == item["B_paths"] == str(tmp_path / "test" / "pair.png")
+
+
+def test_aligned_halves_get_identical_crop_and_flip(tmp_path):
+    half = np.asarray(picture(40, 36, seed=3))
+    (tmp_path / "train").mkdir()
+    Image.fromarray(np.concatenate([half, half], axis=1)).save(tmp_path / "train" / "twin.png")
+    dataset = AlignedDataset(make_opt(tmp_path, preprocess="crop", crop_size=24))
+    random.seed(0)
+    items = [dataset[0] for _ in range(6)]
+    assert all(torch.equal(item["A"], item["B"]) and hw(item["A"]) == (24, 24) for item in items)
+    assert any(not torch.equal(items[0]["A"], item["A"]) for item in items[1:])  # crops do vary
+
+
+def test_channel_counts_follow_direction(unaligned_root, aligned_root):
+    gray_a = UnalignedDataset(make_opt(unaligned_root, input_nc=1))[0]
+    assert gray_a["A"].shape[0] == 1 and gray_a["B"].shape[0] == 3
+    swapped = UnalignedDataset(make_opt(unaligned_root, input_nc=1, direction="BtoA"))[0]
+    assert swapped["A"].shape[0] == 3 and swapped["B"].shape[0] == 1
+    pair = AlignedDataset(make_opt(aligned_root, output_nc=1))[0]
+    assert pair["A"].shape[0] == 3 and pair["B"].shape[0] == 1
+    single = SingleDataset(make_opt(unaligned_root / "testA", output_nc=1, direction="BtoA"))[0]
+    assert single["A"].shape[0] == 1 and set(single) == {"A", "A_paths"}
+    with pytest.raises(UserError, match="1 or 3"):
+        SingleDataset(make_opt(unaligned_root / "testA", input_nc=2))
+
+
+def test_unaligned_length_and_pairing(unaligned_root):
+    dataset = UnalignedDataset(make_opt(unaligned_root))
+    assert len(dataset) == 4  # max(|trainA| = 4, |trainB| = 3)
+    item = dataset[3]
+    assert item["A_paths"].endswith("trainA/img_003.png") and item["B_paths"].endswith("trainB/img_000.png")
+    assert isinstance(item["A_paths"], str)
+    shuffled = UnalignedDataset(make_opt(unaligned_root, serial_batches=False))
+    random.seed(0)
+    b_files = {shuffled[0]["B_paths"] for _ in range(30)}
+    assert len(b_files) == 3 and all(shuffled[1]["A_paths"].endswith("img_001.png") for _ in range(3))
+
+
+def test_max_dataset_size_caps_the_loader(unaligned_root):
+    loader = data.create_dataset(make_opt(unaligned_root, max_dataset_size=3, batch_size=2, serial_batches=False))
+    assert len(loader) == 3
+    for _ in range(2):
+        seen = [path for batch in loader for path in batch["A_paths"]]
+        assert len(seen) == 3 and len(set(seen)) == 3
+    batch = next(iter(data.create_dataset(make_opt(unaligned_root, batch_size=2))))
+    assert batch["A"].shape == (2, 3, 32, 32) and batch["A_paths"][0].endswith("img_000.png")
+
+
+class CountingDataset(BaseDataset):
+    """Ten items numbered 0-9, ignoring --max_dataset_size, so that only the loader can cap them."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        return {"A": torch.tensor(index), "A_paths": f"item{index}"}
+
+    def source_paths(self, index):
+        return []
+
+
+@pytest.mark.parametrize("serial", [True, False])
+def test_loader_caps_a_dataset_that_does_not(monkeypatch, serial):
+    monkeypatch.setattr(data, "find_dataset_using_name", lambda name: CountingDataset)
+    loader = data.create_dataset(make_opt(".", max_dataset_size=5, batch_size=2, serial_batches=serial))
+    items = torch.cat([batch["A"] for batch in loader]).tolist()
+    assert len(loader) == 5 and len(items) == 5 and len(set(items)) == 5
+    assert items == [0, 1, 2, 3, 4] if serial else set(items) <= set(range(10))
+
+
+def test_loader_worker_settings(unaligned_root):
+    loader = data.create_dataset(make_opt(unaligned_root, num_threads=1, gpu_ids=[0])).dataloader
+    assert loader.pin_memory and loader.persistent_workers and loader.num_workers == 1 and not loader.drop_last
+    loader = data.create_dataset(make_opt(unaligned_root)).dataloader
+    assert not loader.pin_memory and not loader.persistent_workers
+
+
+def test_dataset_pickles_for_spawned_workers(aligned_root, unaligned_root):
+    for dataset in (AlignedDataset(make_opt(aligned_root)), UnalignedDataset(make_opt(unaligned_root))):
+        copy = pickle.loads(pickle.dumps(dataset))
+        assert hw(copy[0]["A"]) == (32, 32)
+
+
+def test_make_dataset_recursive_case_insensitive(tmp_path):
+    write_images(tmp_path / "b", 1, ext="PNG")
+    write_images(tmp_path / "a" / "deep", 2, ext="JPG")
+    write_images(tmp_path, 1, ext="tiff", prefix="top")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "a" / "fake.png.bak").write_text("not an image")
+    (tmp_path / "link").symlink_to(tmp_path / "b")
+    (tmp_path / "b" / "loop").symlink_to(tmp_path)  # a cycle must not hang the search
+    paths = make_dataset(str(tmp_path))
+    names = [p[len(str(tmp_path)) + 1:] for p in paths]
+    assert names == sorted(names)
+    assert {n.split("/")[-1] for n in names} == {"img_000.PNG", "img_000.JPG", "img_001.JPG", "top_000.tiff"}
+    assert len(make_dataset(str(tmp_path), max_dataset_size=2)) == 2
+
+
+def test_missing_and_empty_folders_raise_user_errors(tmp_path):
+    with pytest.raises(UserError, match=r"nowhere.*--dataroot"):
+        make_dataset(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no pictures")
+    with pytest.raises(UserError, match=r"empty.*\.png"):
+        make_dataset(str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="trainA"):
+        data.create_dataset(make_opt(tmp_path))
+
+
+def test_plugin_lookup():
+    assert data.available_dataset_modes() == ["aligned", "single", "unaligned"]
+    assert data.find_dataset_using_name("unaligned") is UnalignedDataset
+    with pytest.raises(UserError, match="aligned, single, unaligned"):
+        data.find_dataset_using_name("colourful")
+    parser = argparse.ArgumentParser()
+    assert data.get_option_setter("aligned")(parser, True) is parser
+
+
+def test_test_time_batches_group_images_by_size(tmp_path):
+    for index, size in enumerate([(40, 36), (48, 32), (40, 36), (48, 32), (40, 36)]):
+        write_images(tmp_path, 1, size=size, seed=index, prefix=f"p{index}")
+    opt = make_opt(tmp_path, dataset_mode="single", preprocess="none", isTrain=False, batch_size=2,
+                   serial_batches=True, no_flip=True)
+    batches = list(data.create_dataset(opt))
+    seen = []
+    for batch in batches:
+        for tensor, path in zip(batch["A"], batch["A_paths"]):
+            with Image.open(path) as image:
+                assert hw(tensor) == (image.height, image.width)
+            seen.append(path)
+    assert sorted(seen) == sorted(make_dataset(str(tmp_path))) and len(batches) == 3
+    assert [len(b["A_paths"]) for b in batches] == [2, 2, 1]
+
+
+def test_unreadable_image_in_worker_gives_one_line_user_error(tmp_path):
+    write_images(tmp_path, 1)
+    (tmp_path / "broken.png").write_bytes(b"not really a png")
+    loader = data.create_dataset(make_opt(tmp_path, dataset_mode="single", num_threads=1, batch_size=2))
+    with pytest.raises(UserError) as caught:
+        list(loader)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("cannot read image") and "broken.png" in message
