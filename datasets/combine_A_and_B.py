@@ -16,16 +16,11 @@ from multiprocessing import Pool
 from PIL import Image, UnidentifiedImageError
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data.image_folder import is_image_file  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff")
 JPEG_QUALITY = 95  # well above Pillow's default 75, so the pairs do not lose visible detail
 EXAMPLES_SHOWN = 3
-
-
-def is_image_name(name):
-    """True when the file name has a picture extension (any case). name: a file name."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def load_rgb(path):
@@ -110,7 +105,7 @@ def plan_split(dir_a, dir_b, dir_ab, num_imgs, use_ab):
     to use. use_ab: pair `x_A.*` with `x_B.*` instead of equal names.
     """
     names_a = sorted(name for name in os.listdir(dir_a)
-                     if is_image_name(name) and (not use_ab or "_A." in name))[:num_imgs]
+                     if is_image_file(name) and (not use_ab or "_A." in name))[:num_imgs]
     jobs, unmatched = [], []
     for name_a in names_a:
         path_b = os.path.join(dir_b, partner_name(name_a, use_ab))

@@ -13,7 +13,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]  # the repository root for util/, this folder for combine_A_and_B
-from combine_A_and_B import combine_pair, is_image_name  # noqa: E402
+from combine_A_and_B import combine_pair  # noqa: E402
+from data.image_folder import is_image_file  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 SPLITS = ("train", "val", "test")
@@ -22,7 +23,7 @@ SPLITS = ("train", "val", "test")
 def sorted_images(folder):
     """Sorted file names of the pictures directly inside folder. folder: the folder to list."""
     return sorted(name for name in os.listdir(folder)
-                  if is_image_name(name) and os.path.isfile(os.path.join(folder, name)))
+                  if is_image_file(name) and os.path.isfile(os.path.join(folder, name)))
 
 
 def aligned_name(name_a):

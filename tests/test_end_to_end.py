@@ -57,6 +57,7 @@ def test_cyclegan_train_then_test(tmp_path, unaligned_root):
     sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
     assert "loss_curves.png" in sources and len(sources) == 1 + 2 * 8  # 8 visuals with the identity loss
     assert_valid_images(ck / "web" / src for src in sources)
+    assert "[Network D_A] Total number of parameters : 0.045 M, receptive field 70x70 pixels" in result.stdout
     # Progress bars without a terminal: plain lines, no carriage returns.
     assert "\r" not in result.stderr and re.search(r"epoch 2/2: 100%.*4/4", result.stderr)
 
@@ -66,6 +67,11 @@ def test_cyclegan_train_then_test(tmp_path, unaligned_root):
     assert images == sorted(f"img_{i:03d}_{label}.png" for i in range(3) for label in CYCLE_LABELS)
     assert_valid_images((out / "images").iterdir())
     assert len(re.findall(r"<img", (out / "index.html").read_text())) == 18
+
+    result = run_test(tmp_path, unaligned_root / "testA", "cg", "--model", "test", "--model_suffix", "_A",
+                      "--load_iter", "6", "--verbose")
+    assert "ResnetBlock(" in result.stdout  # --verbose prints the network
+    assert len(list((tmp_path / "results" / "cg" / "test_latest_iter6" / "images").glob("*_fake.png"))) == 3
 
 
 def test_test_model_on_a_cyclegan_checkpoint_at_full_resolution(tmp_path, unaligned_root):
