@@ -5,6 +5,7 @@
 imports torch only when a dataset is actually built, so the option parser can list the modes cheaply.
 """
 import importlib
+import os
 from pathlib import Path
 
 from util.errors import UserError
@@ -55,8 +56,8 @@ class DatasetLoader:
         from torch.utils.data import DataLoader, RandomSampler
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
-        workers = dict(num_workers=opt.num_threads, pin_memory=bool(opt.gpu_ids),
-                       persistent_workers=opt.num_threads > 0)
+        num_workers = min(opt.num_threads, _usable_cpus())  # more workers than cores only adds contention
+        workers = dict(num_workers=num_workers, pin_memory=bool(opt.gpu_ids), persistent_workers=num_workers > 0)
         count = len(self)
         if opt.preprocess == "none" and not opt.isTrain and opt.batch_size > 1:
             batches = _size_grouped_batches(self.dataset, count, opt.batch_size)
@@ -76,6 +77,14 @@ class DatasetLoader:
         except UserError as err:
             # A worker's error arrives wrapped with its traceback; keep the one line meant for the user.
             raise UserError(str(err).strip().splitlines()[-1].split("UserError: ", 1)[-1]) from None
+
+
+def _usable_cpus():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _size_grouped_batches(dataset, count, batch_size):
