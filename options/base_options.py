@@ -20,7 +20,7 @@ from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
 from util.device import device_for, resolve_gpu_ids
 from util.errors import UserError
-from util.log import logger, setup_logging
+from util.log import logger
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
@@ -217,7 +217,6 @@ class BaseOptions:
 
     def parse(self, argv=None):
         """Parse `argv` (default: sys.argv[1:]), print and save the options, and return them."""
-        setup_logging()
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = self.build_parser(argv)
         opt = parser.parse_args(argv)

@@ -238,7 +238,7 @@ def test_visdom_without_server_warns_once_and_carries_on(tmp_path, capfd):
     visualizer = Visualizer(make_opt(tmp_path, display_id=1, display_port=port))
     captured = capfd.readouterr()
     lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
-    assert lines == [f'visdom: no server at http://127.0.0.1:{port}; start one with '
+    assert lines == [f'warning: visdom: no server at http://127.0.0.1:{port}; start one with '
                      '"python -m visdom.server" or pass --display_id 0; continuing without visdom']
     visualizer.display_current_results(make_visuals(1), 1, True)
     visualizer.plot_current_losses(1, 0.5, {"G_A": 0.5})
@@ -330,6 +330,6 @@ def test_visdom_real_server_shows_pictures_and_losses(tmp_path, visdom_server, c
     captured = capfd.readouterr()
     lines = [line for line in (captured.out + captured.err).splitlines() if line.strip()]
     assert len(lines) == 1
-    assert lines[0].startswith(f"visdom: sending to http://127.0.0.1:{port} failed")
+    assert lines[0].startswith(f"warning: visdom: sending to http://127.0.0.1:{port} failed")
     assert "Traceback" not in captured.err
     assert (tmp_path / "checkpoints" / "exp" / "web" / "images" / "epoch002_real_A.png").is_file()

@@ -25,12 +25,12 @@ class _Formatter(logging.Formatter):
         return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
 
 
-def setup_logging():
-    """Install the handler once (idempotent); called by the entry points and the option parser."""
-    if not logger.handlers:
-        handler = _TqdmHandler()
-        handler.setFormatter(_Formatter())
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    return logger
+def _install_handler():
+    handler = _TqdmHandler()
+    handler.setFormatter(_Formatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # our lines are for the user, not for an application's root logger
+
+
+_install_handler()

@@ -20,20 +20,15 @@ import warnings
 from urllib.parse import urlparse
 
 import numpy as np
-from tqdm import tqdm
 
 from util.html import HTML, IMAGE_FOLDER
+from util.log import logger
 from util.loss_plot import plot_loss_curves
 from util.util import mkdirs, save_image, tensor2im
 
 CONNECT_TIMEOUT_S = 2.0
 LOSS_CURVE_FILE = "loss_curves.png"
 EPOCH_IMAGE_NAME = re.compile(r"^epoch(\d+)_(.+)\.png$")
-
-
-def warn(line):
-    """Print one warning line to stderr without breaking tqdm progress bars."""
-    tqdm.write(line, file=sys.stderr)
 
 
 class Visualizer:
@@ -215,7 +210,7 @@ class VisdomDisplay:
         try:
             import visdom
         except ImportError:
-            warn('visdom: not installed; install it with "pip install visdom" or pass '
+            logger.warning('visdom: not installed; install it with "pip install visdom" or pass '
                  '--display_id 0; continuing without visdom')
             return None
         logging.getLogger("visdom").setLevel(logging.CRITICAL)
@@ -227,7 +222,7 @@ class VisdomDisplay:
                                        raise_exceptions=True)
                 client = client if client.check_connection() else None
         if client is None:
-            warn(f'visdom: no server at {url}; start one with "python -m visdom.server" or pass '
+            logger.warning(f'visdom: no server at {url}; start one with "python -m visdom.server" or pass '
                  '--display_id 0; continuing without visdom')
             return None
         return cls(client, url, opt.name)
@@ -241,7 +236,7 @@ class VisdomDisplay:
                 getattr(self.client, method_name)(*args, **kwargs)
         except OSError as error:
             self.client = None
-            warn(f"visdom: sending to {self.url} failed ({type(error).__name__}); "
+            logger.warning(f"visdom: sending to {self.url} failed ({type(error).__name__}); "
                  "continuing without visdom")
 
     def show_grid(self, pictures, ncols):
