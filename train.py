@@ -3,21 +3,26 @@
     python train.py --dataroot ./datasets/horse2zebra --name horse2zebra_cyclegan --model cycle_gan
     python train.py --dataroot ./datasets/facades --name facades_pix2pix --model pix2pix --direction BtoA
 
-Checkpoints, options, loss logs and the training web page go to checkpoints_dir/name/.
+Checkpoints, options, loss logs and the training web page go to checkpoints_dir/name/. Every save
+also writes a full training state, so `--continue_train` resumes exactly where a run stopped (even
+mid-epoch). Ctrl-C or SIGTERM finishes the iteration, saves and prints the command to resume.
 See `python train.py --help` for every flag.
 """
 import os
+import shlex
+import sys
 import time
 
-import torch
 from tqdm import tqdm
 
 from data import create_dataset
 from models import create_model
 from options.base_options import architecture_summary
 from options.train_options import TrainOptions
-from util import checkpoint
-from util.errors import exit_on_user_error
+from util import checkpoint, train_state
+from util.errors import UserError, exit_on_user_error
+from util.interrupt import GracefulStop
+from util.log import logger
 from util.progress import progress_bar
 from util.visualizer import Visualizer
 
@@ -27,83 +32,158 @@ def crossed(total, step, every):
     return every > 0 and total // every > (total - step) // every
 
 
-def train_one_epoch(opt, epoch, last_epoch, dataset, model, visualizer, total_iters):
-    """Run one epoch; returns (images seen in total so far, mean generator loss of the epoch)."""
-    save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    visualizer.reset()
-    epoch_iter = 0
-    generator_loss_sum = torch.zeros((), device=opt.device)
-    batches = 0
-    data_time = 0.0
-    iter_data_time = time.time()
-    with progress_bar(len(dataset), f"epoch {epoch}/{last_epoch}") as bar:
-        for batch in dataset:
-            iter_start = time.time()
-            data_time = iter_start - iter_data_time
-            step = len(next(v for k, v in batch.items() if k.endswith("_paths")))
-            total_iters += step
-            epoch_iter += step
-            model.set_input(batch)
-            model.optimize_parameters()
-            generator_loss_sum += model.generator_loss().detach()
-            batches += 1
+class Trainer:
+    """One training run: the epoch loop, logging, periodic saves and a clean stop on a signal.
 
-            if crossed(total_iters, step, opt.display_freq):
-                model.compute_visuals()
-                visualizer.display_current_results(model.get_current_visuals(), epoch,
-                                                   crossed(total_iters, step, opt.update_html_freq))
-            if crossed(total_iters, step, opt.print_freq):
-                losses = model.get_current_losses()
-                compute_time = (time.time() - iter_start) / step
-                progress = epoch_iter / len(dataset)
-                tqdm.write(visualizer.print_current_losses(epoch, epoch_iter, losses, compute_time, data_time,
-                                                           progress=epoch + progress))
-                visualizer.plot_current_losses(epoch, progress, losses)
-                bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()}, refresh=False)
-            if crossed(total_iters, step, opt.save_latest_freq):
-                prefix = f"iter_{total_iters}" if opt.save_by_iter else "latest"
-                tqdm.write(f"saving the model as {prefix} (epoch {epoch}, total images {total_iters})")
-                checkpoint.save_networks(model, save_dir, prefix)
-            bar.update(step)
-            iter_data_time = time.time()
-    # Every epoch gets a row of visuals on the web page, even when display_freq was not reached.
-    if batches:
-        model.compute_visuals()
-        visualizer.display_current_results(model.get_current_visuals(), epoch, True)
-    mean_generator_loss = (generator_loss_sum / max(batches, 1)).item()
-    return total_iters, mean_generator_loss
+    opt: parsed training options; dataset: the loader; model: the set-up model; visualizer: logs
+    and pages; progress: where the run stands (train_state.Progress).
+    """
+
+    def __init__(self, opt, dataset, model, visualizer, progress):
+        self.opt, self.dataset, self.model, self.visualizer, self.progress = opt, dataset, model, visualizer, progress
+        self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        self.last_epoch = opt.n_epochs + opt.n_epochs_decay
+
+    def save(self, prefix, required=True):
+        """Save the full state and weights under `prefix`. A failing periodic save (required=False) is
+        reported in one line and training goes on; the previous checkpoint stays intact either way."""
+        try:
+            train_state.save_checkpoint(self.model, self.progress, self.dataset, self.opt, prefix)
+        except UserError as err:
+            if required:
+                raise
+            logger.warning(f"{err}; training goes on and tries again at the next save")
+
+    def run(self, stop):
+        """Train until the last epoch or until `stop` (a GracefulStop) is requested; True when finished."""
+        while self.progress.epoch <= self.last_epoch:
+            epoch_start = time.time()
+            if not self.train_epoch(stop):
+                return False
+            self.finish_epoch(epoch_start)
+        return True
+
+    def train_epoch(self, stop):
+        """Run (the rest of) the current epoch; False when stopped by a signal."""
+        opt, progress, model = self.opt, self.progress, self.model
+        self.dataset.set_epoch(progress.epoch, progress.order, progress.epoch_iter)
+        self.visualizer.reset()
+        trained_now = False
+        iter_data_time = time.time()
+        with progress_bar(len(self.dataset), f"epoch {progress.epoch}/{self.last_epoch}") as bar:
+            bar.update(progress.epoch_iter)
+            for batch in self.dataset:
+                iter_start = time.time()
+                step = len(next(value for key, value in batch.items() if key.endswith("_paths")))
+                progress.total_iters += step
+                progress.epoch_iter += step
+                model.set_input(batch)
+                model.optimize_parameters()
+                progress.loss_sum = progress.loss_sum + model.generator_loss().detach()
+                progress.batches += 1
+                trained_now = True
+                self.after_iteration(step, iter_start, iter_start - iter_data_time, bar)
+                bar.update(step)
+                if stop.requested:
+                    return False
+                iter_data_time = time.time()
+        # Every epoch gets a row of visuals on the web page, even when display_freq was not reached.
+        if trained_now:
+            model.compute_visuals()
+            self.visualizer.display_current_results(model.get_current_visuals(), progress.epoch, True)
+        return True
+
+    def after_iteration(self, step, iter_start, data_time, bar):
+        """Display, log and save at their frequencies (counted in images)."""
+        opt, progress, model = self.opt, self.progress, self.model
+        if crossed(progress.total_iters, step, opt.display_freq):
+            model.compute_visuals()
+            self.visualizer.display_current_results(model.get_current_visuals(), progress.epoch,
+                                                    crossed(progress.total_iters, step, opt.update_html_freq))
+        if crossed(progress.total_iters, step, opt.print_freq):
+            losses = model.get_current_losses()
+            compute_time = (time.time() - iter_start) / step
+            fraction = progress.epoch_iter / len(self.dataset)
+            tqdm.write(self.visualizer.print_current_losses(progress.epoch, progress.epoch_iter, losses,
+                                                            compute_time, data_time,
+                                                            progress=progress.epoch + fraction))
+            self.visualizer.plot_current_losses(progress.epoch, fraction, losses)
+            bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()}, refresh=False)
+        if crossed(progress.total_iters, step, opt.save_latest_freq):
+            prefix = f"iter_{progress.total_iters}" if opt.save_by_iter else "latest"
+            tqdm.write(f"saving the model as {prefix} (epoch {progress.epoch}, total images {progress.total_iters})")
+            self.save(prefix, required=False)
+
+    def finish_epoch(self, epoch_start):
+        """Step the learning rate, move to the next epoch and save (always after the last epoch)."""
+        progress = self.progress
+        epoch = progress.epoch
+        mean_generator_loss = (progress.loss_sum / max(progress.batches, 1)).item()
+        old_lr, new_lr = self.model.update_learning_rate(mean_generator_loss)
+        progress.start_epoch(epoch + 1)
+        if epoch % self.opt.save_epoch_freq == 0 or epoch == self.last_epoch:
+            # The last epoch is always saved, so a run never ends without its final weights.
+            print(f"saving the model at the end of epoch {epoch}, iters {progress.total_iters}")
+            self.save("latest", required=epoch == self.last_epoch)
+            self.save(str(epoch), required=epoch == self.last_epoch)
+            train_state.prune_checkpoints(self.save_dir, self.opt.keep_last)
+        print(f"End of epoch {epoch} / {self.last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec \t "
+              f"mean generator loss {mean_generator_loss:.4f} \t learning rate {old_lr:.7f} -> {new_lr:.7f}")
+
+
+def resume_command():
+    """The command line that continues this run."""
+    args = sys.argv[1:] + ([] if "--continue_train" in sys.argv else ["--continue_train"])
+    return shlex.join(["python", sys.argv[0], *args])
+
+
+def continue_run(opt, save_dir, model, dataset, state_file, state):
+    """Load what --continue_train resumes from into `model`; return the Progress to continue at.
+
+    state: the newest training state (None for a run saved by the original tool, which has only
+    weights: then training goes on at --epoch_count with fresh optimisers, as the original did).
+    """
+    if state is None:
+        prefix = checkpoint.load_prefix(opt)
+        checkpoint.load_networks(model, save_dir, prefix, architecture_summary(opt))
+        print(f"continuing from the weights saved as {prefix} (no training state: optimisers restart), "
+              f"at epoch {opt.epoch_count}")
+        return train_state.Progress(epoch=opt.epoch_count)
+    progress = train_state.restore(model, state)
+    if state["data"]["dataset_len"] != len(dataset.dataset):
+        logger.warning(f"the dataset changed size since the save ({state['data']['dataset_len']} -> "
+                       f"{len(dataset.dataset)} images); this epoch continues in a new order")
+        progress.order = None
+    print(f"continuing from {state_file}: epoch {progress.epoch}, {progress.epoch_iter} images into it, "
+          f"{progress.total_iters} images in total")
+    return progress
 
 
 @exit_on_user_error
 def main(argv=None):
     opt = TrainOptions().parse(argv)
-    dataset = create_dataset(opt)
+    save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    checkpoint.remove_stale_temporaries(save_dir)
+    state_file, state = None, None
+    if opt.continue_train:
+        state_file, state = train_state.find_resume_state(save_dir, checkpoint.load_prefix(opt))
+        if state is not None:
+            train_state.check_same_architecture(state["options"], opt, state_file)
+    dataset = create_dataset(opt, seed=state["data"]["seed"] if state else None)
     print(f"The number of training images = {len(dataset)}")
     model = create_model(opt)
     model.setup()
-    save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    if opt.continue_train:
-        prefix = checkpoint.load_prefix(opt)
-        checkpoint.load_networks(model, save_dir, prefix, architecture_summary(opt))
-        print(f"continuing from the networks saved as {prefix}, at epoch {opt.epoch_count}")
+    progress = (continue_run(opt, save_dir, model, dataset, state_file, state) if opt.continue_train
+                else train_state.Progress(epoch=opt.epoch_count))
     print(model.describe_networks(opt.verbose))
-    visualizer = Visualizer(opt)
-
-    last_epoch = opt.n_epochs + opt.n_epochs_decay
-    total_iters = 0
-    epoch = opt.epoch_count - 1
-    for epoch in range(opt.epoch_count, last_epoch + 1):
-        epoch_start = time.time()
-        total_iters, mean_generator_loss = train_one_epoch(opt, epoch, last_epoch, dataset, model, visualizer,
-                                                           total_iters)
-        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
-            # The last epoch is always saved, so a run never ends without its final weights.
-            print(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
-            checkpoint.save_networks(model, save_dir, "latest")
-            checkpoint.save_networks(model, save_dir, str(epoch))
-        old_lr, new_lr = model.update_learning_rate(mean_generator_loss)
-        print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec \t "
-              f"mean generator loss {mean_generator_loss:.4f} \t learning rate {old_lr:.7f} -> {new_lr:.7f}")
+    trainer = Trainer(opt, dataset, model, Visualizer(opt), progress)
+    with GracefulStop() as stop:
+        if not trainer.run(stop):
+            trainer.save("latest")
+            print(f"stopped by {stop.requested}; the full state is saved in "
+                  f"{train_state.state_path(save_dir, 'latest')}")
+            print(f"resume with: {resume_command()}")
+            return
     print(f"training finished: weights in {save_dir}, web page {os.path.join(save_dir, 'web', 'index.html')}")
 
 

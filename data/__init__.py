@@ -4,11 +4,15 @@
 (matched ignoring case and underscores). Adding a dataset means adding one such file. This module
 imports torch only when a dataset is actually built, so the option parser can list the modes cheaply.
 """
+import hashlib
 import importlib
 import os
+import secrets
+import signal
 from pathlib import Path
 
 from util.errors import UserError
+from util.log import logger
 
 
 def available_dataset_modes():
@@ -38,45 +42,128 @@ def get_option_setter(name):
     return find_dataset_using_name(name).modify_commandline_options
 
 
-def create_dataset(opt):
-    """Build the dataset chosen by opt.dataset_mode and wrap it in a DatasetLoader. opt: the parsed options."""
-    return DatasetLoader(opt)
+def create_dataset(opt, seed=None):
+    """Build the dataset chosen by opt.dataset_mode and wrap it in a DatasetLoader.
+
+    opt: the parsed options; seed: decides the data order and augmentation of every epoch
+    (default: --seed, else a fresh random one).
+    """
+    return DatasetLoader(opt, seed)
+
+
+def item_seed(seed, epoch, position):
+    """A 63-bit seed for one item of one epoch, the same in every process and Python run."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{position}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class EpochSampler:
+    """Yields (index, item seed) for the positions of one epoch, from a chosen start position on.
+
+    The epoch's order is a permutation drawn from (seed, epoch) (or 0, 1, ... with --serial_batches),
+    and every item's augmentation seed derives from (seed, epoch, position), so an epoch can be
+    replayed, or resumed in its middle, exactly.
+    dataset_len: items in the dataset; count: items per epoch; shuffle: permute; seed: run seed.
+    """
+
+    def __init__(self, dataset_len, count, shuffle, seed):
+        self.dataset_len, self.count, self.shuffle, self.seed = dataset_len, count, shuffle, seed
+        self.set_epoch(1)
+
+    def set_epoch(self, epoch, order=None, start=0):
+        """Prepare `epoch`; order: a saved order to replay (default: drawn); start: positions to skip."""
+        import torch
+        self.epoch, self.start = epoch, start
+        if order is not None:
+            self.order = list(order)
+        elif self.shuffle:
+            generator = torch.Generator().manual_seed(item_seed(self.seed, epoch, -1))
+            self.order = torch.randperm(self.dataset_len, generator=generator)[:self.count].tolist()
+        else:
+            self.order = list(range(self.count))
+
+    def __len__(self):
+        return self.count - self.start
+
+    def __iter__(self):
+        for position in range(self.start, self.count):
+            yield self.order[position], item_seed(self.seed, self.epoch, position)
+
+
+def collate_batch(items):
+    """Collate the readable items of a batch; list the unreadable ones under 'unreadable'."""
+    from torch.utils.data import default_collate
+    good = [item for item in items if "unreadable" not in item]
+    batch = default_collate(good) if good else {}
+    batch["unreadable"] = [(item["unreadable"], item["reason"]) for item in items if "unreadable" in item]
+    return batch
+
+
+def _ignore_stop_signals(worker_id):
+    """Data-loader workers leave Ctrl-C and SIGTERM (often sent to a whole process group) to the main
+    process, which stops training cleanly and then shuts the workers down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class DatasetLoader:
     """Iterates over collated batch dicts covering at most --max_dataset_size samples per epoch.
 
-    len() is the number of samples (not batches). With --preprocess none at test time and batch_size > 1,
+    len() is the number of samples (not batches). Call `set_epoch` before each epoch (train.py does;
+    test.py reads epoch 1). Unreadable image files are skipped with one warning each; more than
+    --max_bad_images of them stop the run. With --preprocess none at test time and batch_size > 1,
     images of different sizes cannot share a batch, so batches are formed from same-size images
     (in file order) and every image keeps its full resolution.
-    opt: options (dataset_mode, batch_size, serial_batches, num_threads, gpu_ids, max_dataset_size, ...).
+    opt: options (dataset_mode, batch_size, serial_batches, num_threads, gpu_ids, max_dataset_size, ...);
+    seed: the run's data seed (default: --seed, else random).
     """
 
-    def __init__(self, opt):
-        from torch.utils.data import DataLoader, RandomSampler
+    def __init__(self, opt, seed=None):
+        import torch
+        from torch.utils.data import DataLoader
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
+        self.seed = seed if seed is not None else opt.seed if opt.seed is not None else secrets.randbits(63)
+        self.sampler = EpochSampler(len(self.dataset), len(self), not opt.serial_batches, self.seed)
+        self.bad_images = set()
         num_workers = min(opt.num_threads, _usable_cpus())  # more workers than cores only adds contention
-        workers = dict(num_workers=num_workers, pin_memory=bool(opt.gpu_ids), persistent_workers=num_workers > 0)
-        count = len(self)
+        # Its own generator keeps the loader from drawing on the global torch RNG, which training uses.
+        common = dict(num_workers=num_workers, pin_memory=bool(opt.gpu_ids), persistent_workers=num_workers > 0,
+                      collate_fn=collate_batch, generator=torch.Generator(), worker_init_fn=_ignore_stop_signals)
         if opt.preprocess == "none" and not opt.isTrain and opt.batch_size > 1:
-            batches = _size_grouped_batches(self.dataset, count, opt.batch_size)
-            self.dataloader = DataLoader(self.dataset, batch_sampler=batches, **workers)
+            batches = _size_grouped_batches(self.dataset, len(self), opt.batch_size)
+            self.dataloader = DataLoader(self.dataset, batch_sampler=batches, **common)
         else:
-            # Drawing only `count` indices caps the epoch exactly, even inside the last batch.
-            sampler = range(count) if opt.serial_batches else RandomSampler(self.dataset, num_samples=count)
-            self.dataloader = DataLoader(self.dataset, batch_size=opt.batch_size, sampler=sampler,
-                                         drop_last=False, **workers)
+            self.dataloader = DataLoader(self.dataset, batch_size=opt.batch_size, sampler=self.sampler,
+                                         drop_last=False, **common)
 
     def __len__(self):
         return int(min(len(self.dataset), self.opt.max_dataset_size))
 
+    def set_epoch(self, epoch, order=None, start=0):
+        """Prepare `epoch` (see EpochSampler.set_epoch); the order is then in `self.sampler.order`."""
+        self.sampler.set_epoch(epoch, order, start)
+
     def __iter__(self):
         try:
-            yield from self.dataloader
+            for batch in self.dataloader:
+                self._note_unreadable(batch.pop("unreadable"))
+                if batch:
+                    yield batch
         except UserError as err:
             # A worker's error arrives wrapped with its traceback; keep the one line meant for the user.
             raise UserError(str(err).strip().splitlines()[-1].split("UserError: ", 1)[-1]) from None
+
+    def _note_unreadable(self, unreadable):
+        for path, reason in unreadable:
+            if path in self.bad_images:
+                continue
+            self.bad_images.add(path)
+            logger.warning(f"skipping unreadable image {path} ({reason})")
+            if len(self.bad_images) > self.opt.max_bad_images:
+                raise UserError(f"{len(self.bad_images)} image files could not be read (more than "
+                                f"--max_bad_images {self.opt.max_bad_images}); replace or remove them, "
+                                "or raise --max_bad_images")
 
 
 def _usable_cpus():

@@ -1,7 +1,8 @@
 """Paired data for pix2pix: each file in dataroot/<phase> holds A on its left half and B on its right half."""
 import os
 
-from data.base_dataset import BaseDataset, domain_image_mode, get_params, get_transform, load_image
+from data.base_dataset import BaseDataset, domain_image_mode, get_params, get_transform
+from data.image_io import load_image
 from data.image_folder import make_dataset
 from util.errors import UserError
 
@@ -25,14 +26,14 @@ class AlignedDataset(BaseDataset):
     def source_paths(self, index):
         return [self.paths[index]]
 
-    def __getitem__(self, index):
+    def load_item(self, index, rng):
         path = self.paths[index]
-        pair = load_image(path)
+        pair = load_image(path, "RGB")
         half = pair.width // 2
         if half == 0:
             raise UserError(f"{path!r} is {pair.width} pixel wide, too narrow to hold A and B side by side; "
                             "remove it or combine A and B into one picture")
         halves = {"A": pair.crop((0, 0, half, pair.height)), "B": pair.crop((half, 0, 2 * half, pair.height))}
-        transform = get_transform(self.opt, get_params(self.opt, halves["A"].size))
+        transform = get_transform(self.opt, get_params(self.opt, halves["A"].size, rng))
         item = {domain: transform(image.convert(self.modes[domain])) for domain, image in halves.items()}
         return {**item, "A_paths": path, "B_paths": path}

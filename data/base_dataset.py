@@ -20,6 +20,7 @@ import torch.utils.data
 from PIL import Image
 from torchvision import transforms
 
+from data.image_io import UnreadableImage
 from util.errors import UserError
 
 CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
@@ -45,9 +46,25 @@ class BaseDataset(torch.utils.data.Dataset, abc.ABC):
     def __len__(self):
         """Number of items in one epoch."""
 
+    def __getitem__(self, key):
+        """key: an item number, or (item number, seed) from the loader's epoch sampler.
+
+        The seed decides the item's random choices (crop, flip, unaligned partner), so that an item
+        is a pure function of its key, whichever worker process loads it: the data order and
+        content of an epoch can then be replayed exactly after a resume. A bare item number is
+        its own seed.
+        """
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        try:
+            return self.load_item(index, random.Random(seed))
+        except UnreadableImage as err:
+            # Reported (and counted) by the loader in the main process; never kills a worker.
+            return {"unreadable": err.path, "reason": err.reason}
+
     @abc.abstractmethod
-    def __getitem__(self, index):
-        """index: item number. Returns a dict of image tensors and their paths (strings)."""
+    def load_item(self, index, rng):
+        """index: item number; rng: a random.Random for this item's choices. Returns a dict of image
+        tensors and their paths (strings)."""
 
     @abc.abstractmethod
     def source_paths(self, index):
@@ -65,15 +82,6 @@ def domain_image_mode(opt, domain):
         raise UserError(f"image files have 1 or 3 channels, but --input_nc/--output_nc asks for {channels}; "
                         "use 1 (grayscale) or 3 (RGB)")
     return "L" if channels == 1 else "RGB"
-
-
-def load_image(path, mode="RGB"):
-    """Read an image file as a PIL image. path: the file; mode: 'RGB' or 'L'."""
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except OSError as err:
-        raise UserError(f"cannot read image {path!r} ({err}); replace or remove the file") from None
 
 
 def size_before_crop(opt, size):
@@ -94,15 +102,16 @@ def size_before_crop(opt, size):
     return width, height
 
 
-def get_params(opt, size):
+def get_params(opt, size, rng=random):
     """Draw one crop corner and flip decision, so that several images (A and B halves) share them.
 
-    opt: options; size: (width, height) of the loaded image. Returns {'crop_pos': (x, y), 'flip': bool}.
+    opt: options; size: (width, height) of the loaded image; rng: the item's random.Random (default:
+    the global one). Returns {'crop_pos': (x, y), 'flip': bool}.
     """
     width, height = size_before_crop(opt, size)
-    x = random.randint(0, max(0, width - opt.crop_size))
-    y = random.randint(0, max(0, height - opt.crop_size))
-    return {"crop_pos": (x, y), "flip": random.random() > 0.5}
+    x = rng.randint(0, max(0, width - opt.crop_size))
+    y = rng.randint(0, max(0, height - opt.crop_size))
+    return {"crop_pos": (x, y), "flip": rng.random() > 0.5}
 
 
 def get_transform(opt, params=None, grayscale=False, method=Image.Resampling.BICUBIC, convert=True):

@@ -1,5 +1,6 @@
 """One folder of pictures (searched recursively) for applying a trained generator in one direction."""
-from data.base_dataset import BaseDataset, domain_image_mode, get_transform, load_image
+from data.base_dataset import BaseDataset, domain_image_mode, get_params, get_transform
+from data.image_io import load_image
 from data.image_folder import make_dataset
 
 
@@ -14,7 +15,6 @@ class SingleDataset(BaseDataset):
         super().__init__(opt)
         self.paths = make_dataset(opt.dataroot, opt.max_dataset_size)
         self.mode = domain_image_mode(opt, "A")
-        self.transform = get_transform(opt)
 
     def __len__(self):
         return len(self.paths)
@@ -22,6 +22,7 @@ class SingleDataset(BaseDataset):
     def source_paths(self, index):
         return [self.paths[index]]
 
-    def __getitem__(self, index):
+    def load_item(self, index, rng):
         path = self.paths[index]
-        return {"A": self.transform(load_image(path, self.mode)), "A_paths": path}
+        image = load_image(path, self.mode)
+        return {"A": get_transform(self.opt, get_params(self.opt, image.size, rng))(image), "A_paths": path}

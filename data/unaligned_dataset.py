@@ -1,8 +1,8 @@
 """Unpaired data for CycleGAN: pictures of domain A in dataroot/<phase>A and of domain B in dataroot/<phase>B."""
 import os
-import random
 
-from data.base_dataset import BaseDataset, domain_image_mode, get_transform, load_image
+from data.base_dataset import BaseDataset, domain_image_mode, get_params, get_transform
+from data.image_io import load_image
 from data.image_folder import make_dataset
 
 
@@ -18,24 +18,28 @@ class UnalignedDataset(BaseDataset):
         self.paths = {domain: make_dataset(os.path.join(opt.dataroot, opt.phase + domain), opt.max_dataset_size)
                       for domain in "AB"}
         self.modes = {domain: domain_image_mode(opt, domain) for domain in "AB"}
-        self.transform = get_transform(opt)
 
     def __len__(self):
         return max(len(self.paths["A"]), len(self.paths["B"]))
 
-    def _pair_paths(self, index):
-        """The A and B files of item `index` (B is random unless --serial_batches)."""
+    def _pair_paths(self, index, rng):
+        """The A and B files of item `index` (B drawn with `rng` unless --serial_batches)."""
         a_paths, b_paths = self.paths["A"], self.paths["B"]
-        b_index = index % len(b_paths) if self.opt.serial_batches else random.randint(0, len(b_paths) - 1)
+        b_index = index % len(b_paths) if self.opt.serial_batches else rng.randrange(len(b_paths))
         return a_paths[index % len(a_paths)], b_paths[b_index]
 
     def source_paths(self, index):
-        # A random B file cannot be known ahead, so only the A file is reported then.
-        pair = self._pair_paths(index)
-        return list(pair) if self.opt.serial_batches else [pair[0]]
+        # A random B partner is drawn at load time, so only the A file is known ahead then.
+        if self.opt.serial_batches:
+            return list(self._pair_paths(index, None))
+        return [self.paths["A"][index % len(self.paths["A"])]]
 
-    def __getitem__(self, index):
-        a_path, b_path = self._pair_paths(index)
-        return {"A": self.transform(load_image(a_path, self.modes["A"])),
-                "B": self.transform(load_image(b_path, self.modes["B"])),
+    def load_item(self, index, rng):
+        a_path, b_path = self._pair_paths(index, rng)
+        return {"A": self._load(a_path, "A", rng), "B": self._load(b_path, "B", rng),
                 "A_paths": a_path, "B_paths": b_path}
+
+    def _load(self, path, domain, rng):
+        """One image of `domain`, with its own random crop and flip."""
+        image = load_image(path, self.modes[domain])
+        return get_transform(self.opt, get_params(self.opt, image.size, rng))(image)

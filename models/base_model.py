@@ -11,6 +11,9 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
+from util.checkpoint import unwrap
+from util.image_pool import ImagePool
+
 from .discriminators import receptive_field
 from .schedulers import get_scheduler
 
@@ -61,6 +64,30 @@ class BaseModel(ABC):
         """Create the learning-rate schedulers (training only); call after the optimisers exist."""
         if self.isTrain:
             self.schedulers = [get_scheduler(optimizer, self.opt) for optimizer in self.optimizers]
+
+    def image_pools(self):
+        """The model's image pools by attribute name (they are part of the training state)."""
+        return {name: value for name, value in sorted(vars(self).items()) if isinstance(value, ImagePool)}
+
+    def training_state(self):
+        """Everything of the model a resumed run needs: networks, optimisers, schedulers, image pools."""
+        return {
+            "networks": {name: unwrap(net).state_dict() for name, net in self.networks().items()},
+            "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
+            "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+            "pools": {name: pool.state_dict() for name, pool in self.image_pools().items()},
+        }
+
+    def load_training_state(self, state):
+        """Restore what `training_state()` returned."""
+        for name, net in self.networks().items():
+            unwrap(net).load_state_dict(state["networks"][name])
+        for optimizer, saved in zip(self.optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        for name, pool in self.image_pools().items():
+            pool.load_state_dict(state["pools"][name], self.device)
 
     def train(self):
         """Put every network in training mode."""

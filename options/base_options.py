@@ -18,7 +18,7 @@ from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
-from util.device import device_for, resolve_gpu_ids
+from util.device import configure_determinism, device_for, resolve_gpu_ids
 from util.errors import UserError
 from util.log import logger
 
@@ -185,6 +185,8 @@ class BaseOptions:
         g.add_argument("--preprocess", type=str, default="resize_and_crop", choices=PREPROCESS_CHOICES,
                        help="scaling and cropping of images at load time")
         g.add_argument("--no_flip", action="store_true", help="do not flip images for data augmentation")
+        g.add_argument("--max_bad_images", type=int, default=10,
+                       help="unreadable image files are skipped with a warning each; stop when more than this many")
         g = parser.add_argument_group("output")
         g.add_argument("--display_winsize", type=int, default=256, help="display width of images in visdom and web pages")
         g.add_argument("--epoch", type=str, default="latest", help="which epoch to load; 'latest' or an epoch number")
@@ -235,6 +237,7 @@ class BaseOptions:
         self.save_options(opt, text)
         opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
         opt.device = device_for(opt.gpu_ids)
+        configure_determinism(getattr(opt, "deterministic", False))
         if opt.seed is not None:
             seed_everything(opt.seed)
         return opt

@@ -2,6 +2,8 @@
 from models.losses import GAN_MODE_CHOICES
 from models.schedulers import LR_POLICY_CHOICES
 
+from util.train_state import guard_existing_run
+
 from .base_options import BaseOptions
 
 
@@ -35,6 +37,15 @@ class TrainOptions(BaseOptions):
         g.add_argument("--epoch_count", type=int, default=1,
                        help="the starting epoch number; checkpoints are named by it (<epoch_count>, <epoch_count>+<save_epoch_freq>, ...)")
         g.add_argument("--phase", type=str, default="train", help="train, val, test, etc.: the dataset subfolder to read")
+        g.add_argument("--keep_last", type=int, default=0,
+                       help="keep only the newest this many epoch (and iteration) saves; 0 keeps all. "
+                            "latest and the newest training state are never removed")
+        g.add_argument("--overwrite", action="store_true",
+                       help="start a new run under a --name that already holds one; its files are moved "
+                            "to checkpoints_dir/name/replaced-<date>/, not deleted")
+        g.add_argument("--deterministic", action="store_true",
+                       help="use only deterministic algorithms (slower on GPU); with --seed, an interrupted and "
+                            "resumed run then ends with the same weights as an uninterrupted one")
         g = parser.add_argument_group("optimisation")
         g.add_argument("--n_epochs", type=int, default=100, help="number of epochs at the initial learning rate")
         g.add_argument("--n_epochs_decay", type=int, default=100, help="number of epochs to decay the learning rate over")
@@ -52,3 +63,6 @@ class TrainOptions(BaseOptions):
         parser.add_alias("--niter_decay", "--n_epochs_decay", "n_epochs_decay", type=int)
         parser.add_alias("--no_lsgan", "--gan_mode vanilla", "gan_mode", const="vanilla")
         return parser
+
+    def finalize(self, opt, parser, explicit):
+        guard_existing_run(opt)

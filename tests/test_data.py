@@ -23,7 +23,7 @@ def make_opt(dataroot, **overrides):
     values = dict(dataroot=str(dataroot), phase="train", direction="AtoB", input_nc=3, output_nc=3,
                   preprocess="resize_and_crop", load_size=40, crop_size=32, no_flip=False, serial_batches=True,
                   max_dataset_size=float("inf"), batch_size=1, num_threads=0, isTrain=True,
-                  dataset_mode="unaligned", gpu_ids=[])
+                  dataset_mode="unaligned", gpu_ids=[], seed=None, max_bad_images=10)
     values.update(overrides)
     return argparse.Namespace(**values)
 
@@ -109,8 +109,7 @@ def test_aligned_halves_get_identical_crop_and_flip(tmp_path):
     (tmp_path / "train").mkdir()
     Image.fromarray(np.concatenate([half, half], axis=1)).save(tmp_path / "train" / "twin.png")
     dataset = AlignedDataset(make_opt(tmp_path, preprocess="crop", crop_size=24))
-    random.seed(0)
-    items = [dataset[0] for _ in range(6)]
+    items = [dataset[(0, seed)] for seed in range(6)]  # the item seed decides crop and flip
     assert all(torch.equal(item["A"], item["B"]) and hw(item["A"]) == (24, 24) for item in items)
     assert any(not torch.equal(items[0]["A"], item["A"]) for item in items[1:])  # crops do vary
 
@@ -135,8 +134,7 @@ def test_unaligned_length_and_pairing(unaligned_root):
     assert item["A_paths"].endswith("trainA/img_003.png") and item["B_paths"].endswith("trainB/img_000.png")
     assert isinstance(item["A_paths"], str)
     shuffled = UnalignedDataset(make_opt(unaligned_root, serial_batches=False))
-    random.seed(0)
-    b_files = {shuffled[0]["B_paths"] for _ in range(30)}
+    b_files = {shuffled[(0, seed)]["B_paths"] for seed in range(30)}
     assert len(b_files) == 3 and all(shuffled[1]["A_paths"].endswith("img_001.png") for _ in range(3))
 
 
@@ -156,7 +154,7 @@ class CountingDataset(BaseDataset):
     def __len__(self):
         return 10
 
-    def __getitem__(self, index):
+    def load_item(self, index, rng):
         return {"A": torch.tensor(index), "A_paths": f"item{index}"}
 
     def source_paths(self, index):
@@ -236,11 +234,45 @@ def test_test_time_batches_group_images_by_size(tmp_path):
     assert [len(b["A_paths"]) for b in batches] == [2, 2, 1]
 
 
-def test_unreadable_image_in_worker_gives_one_line_user_error(tmp_path):
-    write_images(tmp_path, 1)
+@pytest.mark.parametrize("workers", [0, 1])
+def test_unreadable_images_are_skipped_with_one_warning_each(tmp_path, capsys, workers):
+    write_images(tmp_path, 3)
     (tmp_path / "broken.png").write_bytes(b"not really a png")
-    loader = data.create_dataset(make_opt(tmp_path, dataset_mode="single", num_threads=1, batch_size=2))
-    with pytest.raises(UserError) as caught:
+    loader = data.create_dataset(make_opt(tmp_path, dataset_mode="single", num_threads=workers, batch_size=2))
+    for _ in range(2):  # warned once, though met in every epoch
+        paths = [path for batch in loader for path in batch["A_paths"]]
+        assert len(paths) == 3 and not any("broken" in path for path in paths)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "broken.png" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: skipping unreadable image")
+
+
+def test_a_batch_of_only_unreadable_images_is_skipped(tmp_path):
+    write_images(tmp_path, 1, prefix="z")
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"")
+    loader = data.create_dataset(make_opt(tmp_path, dataset_mode="single", batch_size=2))
+    assert [batch["A_paths"] for batch in loader] == [[str(tmp_path / "z_000.png")]]
+
+
+def test_too_many_unreadable_images_stop_the_run(tmp_path):
+    write_images(tmp_path, 1)
+    for index in range(3):
+        (tmp_path / f"bad{index}.jpg").write_bytes(b"\xff\xd8 truncated")
+    loader = data.create_dataset(make_opt(tmp_path, dataset_mode="single", max_bad_images=2, num_threads=1))
+    with pytest.raises(UserError, match=r"3 image files could not be read .*--max_bad_images 2"):
         list(loader)
-    message = str(caught.value)
-    assert "\n" not in message and message.startswith("cannot read image") and "broken.png" in message
+
+
+def test_epoch_order_and_items_replay_exactly(unaligned_root):
+    opt = make_opt(unaligned_root, serial_batches=False, batch_size=2, seed=5)
+    loader = data.create_dataset(opt)
+    loader.set_epoch(3)
+    first = [batch for batch in loader]
+    order = list(loader.sampler.order)
+    again = data.create_dataset(make_opt(unaligned_root, serial_batches=False, batch_size=2, num_threads=1), seed=5)
+    again.set_epoch(3, order=order, start=2)  # resume after the first two images
+    resumed = [batch for batch in again]
+    assert [b["A_paths"] for b in resumed] == [b["A_paths"] for b in first[1:]]
+    assert all(torch.equal(x["B"], y["B"]) for x, y in zip(resumed, first[1:]))
+    loader.set_epoch(4)
+    assert loader.sampler.order != order or [b["B_paths"] for b in loader] != [b["B_paths"] for b in first]

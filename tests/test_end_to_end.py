@@ -114,7 +114,7 @@ def test_pix2pix_train_and_test(tmp_path, aligned_root):
     train(tmp_path, aligned_root, "p2p", "--model", "pix2pix", "--netG", "unet_128", "--n_epochs", "1",
           "--n_epochs_decay", "0", "--direction", "BtoA", "--print_freq", "1")
     ck = tmp_path / "ck" / "p2p"
-    assert sorted(p.name for p in ck.glob("latest_*")) == ["latest_net_D.pth", "latest_net_G.pth"]
+    assert sorted(p.name for p in ck.glob("latest_*")) == ["latest_net_D.pth", "latest_net_G.pth", "latest_state.pth"]
     assert "G_GAN" in (ck / "loss_log.jsonl").read_text()
     run_test(tmp_path, aligned_root, "p2p", "--model", "pix2pix", "--direction", "BtoA", "--crop_size", "32", "--eval")
     out = tmp_path / "results" / "p2p" / "test_latest" / "images"

@@ -20,10 +20,19 @@ _STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # left by DataParallel/DDP and torch.compile
 
 
+TEMPORARY_PREFIX = ".tmp_"
+
+
+def remove_stale_temporaries(folder):
+    """Delete temporary files left by saves that a killed process never finished."""
+    for path in glob.glob(os.path.join(glob.escape(folder), TEMPORARY_PREFIX + "*.pth")):
+        os.remove(path)
+
+
 def atomic_save(obj, path):
     """torch.save `obj` to `path` so that `path` is always either the old or the complete new file."""
     folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=folder)
+    handle, tmp_path = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=".pth", dir=folder)
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(obj, stream)
@@ -54,7 +63,7 @@ def save_networks(model, save_dir, prefix):
 
 def saved_prefixes(save_dir):
     """The epochs/iterations with saved networks in `save_dir` (e.g. ['5', 'iter_400', 'latest'])."""
-    names = (os.path.basename(path) for path in glob.glob(os.path.join(save_dir, "*_net_*.pth")))
+    names = (os.path.basename(path) for path in glob.glob(os.path.join(glob.escape(save_dir), "*_net_*.pth")))
     return sorted({re.sub(r"_net_.*\.pth$", "", name) for name in names})
 
 

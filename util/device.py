@@ -1,4 +1,6 @@
 """Where the networks run, decided once from `--gpu_ids` and passed down as `opt.gpu_ids`/`opt.device`."""
+import os
+
 import torch
 
 from .errors import UserError
@@ -39,3 +41,13 @@ def resolve_gpu_ids(text):
 def device_for(gpu_ids):
     """The torch.device for a resolved `gpu_ids` list."""
     return torch.device(f"cuda:{gpu_ids[0]}") if gpu_ids else torch.device("cpu")
+
+
+def configure_determinism(deterministic):
+    """With `deterministic`, allow only deterministic algorithms (CPU and CUDA) so reruns match bit for bit."""
+    if not deterministic:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False

@@ -32,3 +32,11 @@ class ImagePool:
             else:
                 chosen.append(image)
         return torch.cat(chosen, 0)
+
+    def state_dict(self):
+        """The stored images (for the training state file)."""
+        return {"images": [image.cpu() for image in self.images]}
+
+    def load_state_dict(self, state, device):
+        """Restore the images of `state_dict()` onto `device`."""
+        self.images = [image.to(device) for image in state["images"]]
