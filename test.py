@@ -31,7 +31,8 @@ def split_visuals(visuals, index):
 
 @exit_on_user_error
 def main(argv=None):
-    opt = TestOptions().parse(argv)
+    options = TestOptions()
+    opt = options.parse(argv)
     if opt.num_test is not None:
         opt.max_dataset_size = min(opt.max_dataset_size, opt.num_test)
     dataset = create_dataset(opt)
@@ -40,6 +41,7 @@ def main(argv=None):
     checkpoint.load_networks(model, os.path.join(opt.checkpoints_dir, opt.name), checkpoint.load_prefix(opt),
                              architecture_summary(opt))
     print(model.describe_networks(opt.verbose))
+    options.save(opt)
     if opt.eval:
         model.eval()
     web_dir = result_dir(opt)

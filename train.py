@@ -161,7 +161,8 @@ def continue_run(opt, save_dir, model, dataset, state_file, state):
 
 @exit_on_user_error
 def main(argv=None):
-    opt = TrainOptions().parse(argv)
+    options = TrainOptions()
+    opt = options.parse(argv)
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     checkpoint.remove_stale_temporaries(save_dir)
     state_file, state = None, None
@@ -176,6 +177,7 @@ def main(argv=None):
     progress = (continue_run(opt, save_dir, model, dataset, state_file, state) if opt.continue_train
                 else train_state.Progress(epoch=opt.epoch_count))
     print(model.describe_networks(opt.verbose))
+    options.save(opt)
     trainer = Trainer(opt, dataset, model, Visualizer(opt), progress)
     with GracefulStop() as stop:
         if not trainer.run(stop):

@@ -123,6 +123,10 @@ class DatasetLoader:
         from torch.utils.data import DataLoader
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
+        self.dataset.validate()
+        if opt.isTrain and opt.batch_size > len(self):
+            raise UserError(f"--batch_size {opt.batch_size} is larger than the dataset ({len(self)} images); "
+                            f"use --batch_size {len(self)} or less, or add images")
         self.seed = seed if seed is not None else opt.seed if opt.seed is not None else secrets.randbits(63)
         self.sampler = EpochSampler(len(self.dataset), len(self), not opt.serial_batches, self.seed)
         self.bad_images = set()

@@ -21,7 +21,9 @@ from PIL import Image
 from torchvision import transforms
 
 from data.image_io import UnreadableImage
+from data.image_folder import image_size
 from util.errors import UserError
+from util.log import logger
 
 CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
 SIZE_MULTIPLE = 4  # two stride-2 downsamplings in the ResNet generator
@@ -66,6 +68,10 @@ class BaseDataset(torch.utils.data.Dataset, abc.ABC):
         """index: item number; rng: a random.Random for this item's choices. Returns a dict of image
         tensors and their paths (strings)."""
 
+    def validate(self):
+        """Check the files before training starts (UserError for what cannot work; notes for what is
+        adjusted). The default checks nothing."""
+
     @abc.abstractmethod
     def source_paths(self, index):
         """index: item number. Returns the image files that item reads (used to batch same-size images)."""
@@ -84,22 +90,55 @@ def domain_image_mode(opt, domain):
     return "L" if channels == 1 else "RGB"
 
 
+def resized_size(opt, size):
+    """(width, height) after the resize step of --preprocess alone. opt: options; size: (width, height)."""
+    width, height = size
+    if opt.preprocess == "resize_and_crop":
+        return opt.load_size, opt.load_size
+    if opt.preprocess.startswith("scale_width"):
+        return opt.load_size, max(int(opt.load_size * height / width), opt.crop_size)
+    if opt.preprocess == "none" and opt.isTrain:
+        return tuple(max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in size)
+    return width, height
+
+
 def size_before_crop(opt, size):
-    """(width, height) that an image of `size` has after the resize step of --preprocess.
+    """(width, height) that an image of `size` has when it is cropped: after the resize step of
+    --preprocess and, in crop modes, after upscaling an image too small for --crop_size.
 
     opt: options (preprocess, load_size, crop_size, isTrain); size: the loaded image's (width, height).
     """
-    width, height = size
-    if opt.preprocess == "resize_and_crop":
-        width, height = opt.load_size, opt.load_size
-    elif opt.preprocess.startswith("scale_width"):
-        width, height = opt.load_size, max(int(opt.load_size * height / width), opt.crop_size)
-    elif opt.preprocess == "none" and opt.isTrain:
-        width, height = (max(SIZE_MULTIPLE, round(side / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in size)
+    width, height = resized_size(opt, size)
     if opt.preprocess in CROP_MODES and min(width, height) < opt.crop_size:
         scale = opt.crop_size / min(width, height)
         width, height = max(opt.crop_size, round(width * scale)), max(opt.crop_size, round(height * scale))
     return width, height
+
+
+def header_sizes(paths):
+    """{path: (width, height)} of every file whose header reads; unreadable files are left to the
+    loader, which skips them with a warning. paths: image files."""
+    sizes = {}
+    for path in paths:
+        try:
+            sizes[path] = image_size(path)
+        except UserError:
+            continue
+    return sizes
+
+
+def note_small_images(opt, sizes):
+    """Say once how images smaller than --crop_size are handled in the crop modes (upscaled).
+
+    opt: options; sizes: {path: (width, height)} of the images as the crop step receives them.
+    """
+    if opt.preprocess not in CROP_MODES:
+        return
+    small = [path for path, size in sizes.items() if min(resized_size(opt, size)) < opt.crop_size]
+    if small:
+        logger.info(f"note: {len(small)} image(s) are smaller than --crop_size {opt.crop_size} after the "
+                    f"{opt.preprocess} resize (e.g. {small[0]}); they are upscaled (bicubic, keeping their "
+                    "aspect ratio) before cropping")
 
 
 def get_params(opt, size, rng=random):

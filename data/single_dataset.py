@@ -1,5 +1,6 @@
 """One folder of pictures (searched recursively) for applying a trained generator in one direction."""
-from data.base_dataset import BaseDataset, domain_image_mode, get_params, get_transform
+from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
+                               note_small_images)
 from data.image_io import load_image
 from data.image_folder import make_dataset
 
@@ -18,6 +19,9 @@ class SingleDataset(BaseDataset):
 
     def __len__(self):
         return len(self.paths)
+
+    def validate(self):
+        note_small_images(self.opt, header_sizes(self.paths))
 
     def source_paths(self, index):
         return [self.paths[index]]

@@ -1,7 +1,8 @@
 """Unpaired data for CycleGAN: pictures of domain A in dataroot/<phase>A and of domain B in dataroot/<phase>B."""
 import os
 
-from data.base_dataset import BaseDataset, domain_image_mode, get_params, get_transform
+from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
+                               note_small_images)
 from data.image_io import load_image
 from data.image_folder import make_dataset
 
@@ -27,6 +28,9 @@ class UnalignedDataset(BaseDataset):
         a_paths, b_paths = self.paths["A"], self.paths["B"]
         b_index = index % len(b_paths) if self.opt.serial_batches else rng.randrange(len(b_paths))
         return a_paths[index % len(a_paths)], b_paths[b_index]
+
+    def validate(self):
+        note_small_images(self.opt, header_sizes(self.paths["A"] + self.paths["B"]))
 
     def source_paths(self, index):
         # A random B partner is drawn at load time, so only the A file is known ahead then.

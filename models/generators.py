@@ -131,3 +131,25 @@ def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, in
     else:
         raise ValueError(f"unknown generator {netG!r}; choose one of {', '.join(GENERATOR_CHOICES)}")
     return init_weights(net, init_type, init_gain)
+
+
+def infer_generator_flags(state_dict):
+    """The --netG --ngf --norm [--no_dropout] flags a generator state_dict was saved with, as text
+    (None when the keys are not those of a generator of ours or of the original tool)."""
+    keys = set(state_dict)
+    if "model.1.weight" in keys and any(".conv_block." in key for key in keys):
+        ngf = state_dict["model.1.weight"].shape[0]
+        blocks = {key.split(".")[1] for key in keys if ".conv_block." in key}
+        net_g = f"resnet_{len(blocks)}blocks"
+        # With dropout the second conv of a block moves from index 5 to 6 (index 6 is a norm otherwise).
+        dropout = any(key.endswith("conv_block.6.weight") and state_dict[key].dim() == 4 for key in keys)
+        norm_key, bias_key = "model.2.weight", "model.1.bias"
+    elif "model.model.0.weight" in keys:
+        ngf = state_dict["model.model.0.weight"].shape[0]
+        net_g = f"unet_{2 ** (max(key.split('.').count('model') for key in keys) - 1)}"
+        dropout = False  # U-Net dropout layers hold no parameters, so the file cannot tell
+        norm_key, bias_key = "model.model.1.model.2.weight", "model.model.1.model.1.bias"
+    else:
+        return None
+    norm = "batch" if norm_key in keys else "instance" if bias_key in keys else "none"
+    return f"--netG {net_g} --ngf {ngf} --norm {norm}" + (" (without --no_dropout)" if dropout else "")

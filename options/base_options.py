@@ -8,6 +8,7 @@ import argparse
 import os
 import random
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -218,7 +219,7 @@ class BaseOptions:
         return parser
 
     def parse(self, argv=None):
-        """Parse `argv` (default: sys.argv[1:]), print and save the options, and return them."""
+        """Parse `argv` (default: sys.argv[1:]), print the options and return them (see `save`)."""
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = self.build_parser(argv)
         opt = parser.parse_args(argv)
@@ -232,9 +233,9 @@ class BaseOptions:
                 raise UserError(f"--suffix {opt.suffix!r} is not a valid format over the options ({err}); "
                                 "use option names in braces, e.g. --suffix {model}_{netG}")
         self.finalize(opt, parser, explicit_dests(parser, argv))
-        text = format_options(opt, parser)
-        print(text, end="")
-        self.save_options(opt, text)
+        self.text = format_options(opt, parser)
+        print(self.text, end="")
+        self.check_writable(opt)
         opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
         opt.device = device_for(opt.gpu_ids)
         configure_determinism(getattr(opt, "deterministic", False))
@@ -245,13 +246,20 @@ class BaseOptions:
     def finalize(self, opt, parser, explicit):
         """Adjust defaults that depend on other options (subclasses extend). explicit: flags the user typed."""
 
-    def save_options(self, opt, text):
-        """Write the printed options to checkpoints_dir/name/{phase}_opt.txt."""
+    def check_writable(self, opt):
+        """Create checkpoints_dir/name and make sure files can be written there (before any work)."""
         experiment_dir = os.path.join(opt.checkpoints_dir, opt.name)
         try:
             os.makedirs(experiment_dir, exist_ok=True)
-            with open(os.path.join(experiment_dir, f"{opt.phase}_opt.txt"), "w", encoding="utf-8") as handle:
-                handle.write(text)
+            with tempfile.TemporaryFile(dir=experiment_dir):
+                pass
         except OSError as err:
             raise UserError(f"cannot write to --checkpoints_dir {opt.checkpoints_dir!r} ({err.strerror}); "
                             "choose a writable folder")
+
+    def save(self, opt):
+        """Write the printed options to checkpoints_dir/name/{phase}_opt.txt. The entry points call this
+        once their checks have passed, so a refused command leaves an existing run's files as they were."""
+        path = os.path.join(opt.checkpoints_dir, opt.name, f"{opt.phase}_opt.txt")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(self.text)

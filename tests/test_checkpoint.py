@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from models.generators import define_G
+from models.generators import define_G, infer_generator_flags
 from util.checkpoint import atomic_save, clean_state_dict, load_network, load_state_dict_file
 from util.errors import UserError
 
@@ -77,3 +77,24 @@ def test_atomic_save_keeps_the_old_file_when_a_save_fails(tmp_path):
         atomic_save({"w": lambda: None}, str(path))  # cannot be pickled
     assert torch.equal(torch.load(path)["w"], torch.ones(2))
     assert os.listdir(tmp_path) == ["latest_net_G.pth"]
+
+
+@pytest.mark.parametrize("net_g", ["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_generator_flags_are_read_back_from_weights(net_g, norm, dropout):
+    flags = infer_generator_flags(define_G(3, 3, 4, net_g, norm, dropout).state_dict())
+    assert flags.startswith(f"--netG {net_g} --ngf 4 --norm {norm}")
+    assert flags.endswith("(without --no_dropout)") == (dropout and net_g.startswith("resnet"))
+
+
+def test_a_published_style_generator_is_read_as_instance_norm():
+    state = original_style_state_dict(define_G(3, 3, 8, "resnet_9blocks", "instance"))
+    assert infer_generator_flags(state) == "--netG resnet_9blocks --ngf 8 --norm instance"
+
+
+def test_mismatch_message_says_which_flags_the_file_needs(tmp_path):
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(define_G(3, 3, 8, "resnet_6blocks", "batch").state_dict(), path)
+    with pytest.raises(UserError, match="it looks like --netG resnet_6blocks --ngf 8 --norm batch"):
+        load_network(define_G(3, 3, 8, "resnet_9blocks", "instance"), str(path))

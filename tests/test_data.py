@@ -95,7 +95,7 @@ def test_get_params_crop_fits_and_is_shared():
 
 def test_aligned_splits_left_a_right_b(tmp_path):
     left = np.zeros((36, 40, 3), np.uint8)
-    right = np.full((36, 41, 3), 255, np.uint8)  # odd total width: last column dropped
+    right = np.full((36, 40, 3), 255, np.uint8)
     (tmp_path / "test").mkdir()
     Image.fromarray(np.concatenate([left, right], axis=1)).save(tmp_path / "test" / "pair.png")
     item = AlignedDataset(make_opt(tmp_path, phase="test", preprocess="none", isTrain=False, no_flip=True))[0]

@@ -19,12 +19,19 @@ TRAIN_DEFAULTS = dict(
     lambda_A=10.0, lambda_B=10.0, lambda_identity=0.5, gpu_ids=[])
 
 
+def parse_and_save(options, tmp_path, flags):
+    """Parse as the entry points do, and write the options file as they do once their checks pass."""
+    opt = options.parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path / "ck"), *flags])
+    options.save(opt)
+    return opt
+
+
 def parse_train(tmp_path, *flags):
-    return TrainOptions().parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path / "ck"), *flags])
+    return parse_and_save(TrainOptions(), tmp_path, flags)
 
 
 def parse_test(tmp_path, *flags):
-    return TestOptions().parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path / "ck"), *flags])
+    return parse_and_save(TestOptions(), tmp_path, flags)
 
 
 def test_training_defaults_are_the_originals(tmp_path):

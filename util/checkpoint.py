@@ -126,8 +126,12 @@ def load_network(net, path, arch_hint=""):
     try:
         target.load_state_dict(state_dict)
     except RuntimeError:
+        from models.generators import infer_generator_flags
+        saved_flags = infer_generator_flags(state_dict)
+        fix = f"it looks like {saved_flags}: pass these flags" if saved_flags else \
+            "pass the architecture flags it was trained with"
         raise UserError(f"{path} does not fit the network built from {arch_hint or 'these flags'} "
-                        f"({_mismatch_summary(target, state_dict)}); pass the architecture flags it was trained with")
+                        f"({_mismatch_summary(target, state_dict)}); {fix}")
 
 
 def load_networks(model, save_dir, prefix, arch_hint=""):
