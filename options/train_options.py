@@ -33,9 +33,13 @@ class TrainOptions(BaseOptions):
         g.add_argument("--save_epoch_freq", type=int, default=5, help="save a copy of the model at the end of every this many epochs")
         g.add_argument("--save_by_iter", action="store_true",
                        help="name the periodic saves iter_<images seen> instead of overwriting latest")
-        g.add_argument("--continue_train", action="store_true", help="continue training: load the model saved as --epoch")
+        g.add_argument("--continue_train", action="store_true",
+                       help="continue training from the newest training state (or the one of --epoch/--load_iter), "
+                            "exactly where it stopped; with only weights saved (original tool), load them and start "
+                            "at --epoch_count")
         g.add_argument("--epoch_count", type=int, default=1,
-                       help="the starting epoch number; checkpoints are named by it (<epoch_count>, <epoch_count>+<save_epoch_freq>, ...)")
+                       help="the starting epoch number of a new run, or of a run continued from weights saved by the "
+                            "original tool; --continue_train with a training state continues where it stopped instead")
         g.add_argument("--phase", type=str, default="train", help="train, val, test, etc.: the dataset subfolder to read")
         g.add_argument("--keep_last", type=int, default=0,
                        help="keep only the newest this many epoch (and iteration) saves; 0 keeps all. "
