@@ -13,6 +13,7 @@ import shlex
 import sys
 import time
 
+import torch
 from tqdm import tqdm
 
 from data import create_dataset
@@ -43,10 +44,30 @@ class Trainer:
         self.opt, self.dataset, self.model, self.visualizer, self.progress = opt, dataset, model, visualizer, progress
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.last_epoch = opt.n_epochs + opt.n_epochs_decay
+        # (images, epoch) where the losses first stopped being finite; kept on the device, so that
+        # watching costs no synchronisation until it is read at print and save time.
+        self.first_bad = torch.full((2,), -1, dtype=torch.long, device=opt.device)
+        self.first_iteration_timed = not opt.compile
+
+    def watch_losses(self):
+        """Remember the first iteration whose losses are NaN or infinite (no synchronisation)."""
+        progress = self.progress
+        here = torch.tensor([progress.total_iters, progress.epoch], device=self.opt.device)
+        newly_bad = ~self.model.losses_finite() & (self.first_bad[0] < 0)
+        self.first_bad = torch.where(newly_bad, here, self.first_bad)
+
+    def check_losses(self):
+        """UserError when the losses stopped being finite (so no NaN weights are ever saved)."""
+        images, epoch = self.first_bad.tolist()
+        if images >= 0:
+            raise UserError(f"the losses became NaN or infinite at image {images} (epoch {epoch}); the last "
+                            "checkpoint is kept: resume from it with a lower --lr, or with --amp bf16 or none "
+                            "instead of fp16")
 
     def save(self, prefix, required=True):
         """Save the full state and weights under `prefix`. A failing periodic save (required=False) is
         reported in one line and training goes on; the previous checkpoint stays intact either way."""
+        self.check_losses()
         try:
             train_state.save_checkpoint(self.model, self.progress, self.dataset, self.opt, prefix)
         except UserError as err:
@@ -79,6 +100,11 @@ class Trainer:
                 progress.epoch_iter += step
                 model.set_input(batch)
                 model.optimize_parameters()
+                if not self.first_iteration_timed:
+                    self.first_iteration_timed = True
+                    logger.info(f"torch.compile: the first iteration took {time.time() - iter_start:.1f} s, "
+                                "compilation included")
+                self.watch_losses()
                 progress.loss_sum = progress.loss_sum + model.generator_loss().detach()
                 progress.batches += 1
                 trained_now = True
@@ -101,6 +127,7 @@ class Trainer:
             self.visualizer.display_current_results(model.get_current_visuals(), progress.epoch,
                                                     crossed(progress.total_iters, step, opt.update_html_freq))
         if crossed(progress.total_iters, step, opt.print_freq):
+            self.check_losses()
             losses = model.get_current_losses()
             compute_time = (time.time() - iter_start) / step
             fraction = progress.epoch_iter / len(self.dataset)

@@ -11,6 +11,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
+from util import device
 from util.checkpoint import unwrap
 from util.image_pool import ImagePool
 
@@ -29,6 +30,7 @@ class BaseModel(ABC):
         self.model_names = []
         self.visual_names = []
         self.optimizers = []
+        self.scalers = []  # one loss scaler per optimiser (active for --amp fp16 only)
         self.schedulers = []
         self.image_paths = []
 
@@ -50,11 +52,50 @@ class BaseModel(ABC):
         """One training iteration: losses, gradients and optimiser steps."""
 
     def build_network(self, net):
-        """Place a freshly built network on the device; generators also get size padding (below)."""
+        """Place a freshly built network on the device in the chosen memory format; generators also
+        get size padding (below); with --compile its forward is compiled (names stay clean)."""
         net = net.to(self.device)
+        if self.opt.channels_last:
+            net = net.to(memory_format=torch.channels_last)
         if hasattr(net, "size_multiple"):
             attach_size_padding(net, net.size_multiple)
+        if self.opt.compile:
+            # Compiling the bound forward (not wrapping the module) keeps parameter names, hooks and
+            # requires_grad switches as in eager mode; switching D on and off costs one recompile.
+            net.forward = torch.compile(net.forward)
         return net
+
+    def to_input(self, tensor):
+        """A batch tensor on the device (asynchronous from pinned memory), in the networks' memory format."""
+        memory_format = torch.channels_last if self.opt.channels_last else torch.preserve_format
+        return tensor.to(self.device, non_blocking=True, memory_format=memory_format)
+
+    def autocast(self):
+        """The mixed-precision context of --amp for forward passes and losses."""
+        return device.autocast(self.opt)
+
+    def make_optimizer(self, parameters):
+        """Adam with --lr and --beta1 (the fused kernel on CUDA), registered with its loss scaler."""
+        opt = self.opt
+        optimizer = torch.optim.Adam(parameters, lr=opt.lr, betas=(opt.beta1, 0.999),
+                                     fused=True if self.device.type == "cuda" else None)
+        self.optimizers.append(optimizer)
+        self.scalers.append(torch.amp.GradScaler(self.device.type, enabled=opt.amp == "fp16"))
+        return optimizer
+
+    def scaler_of(self, optimizer):
+        """The loss scaler that goes with `optimizer`."""
+        return self.scalers[self.optimizers.index(optimizer)]
+
+    def backward(self, loss, optimizer):
+        """Back-propagate `loss` for `optimizer` (scaled under --amp fp16)."""
+        self.scaler_of(optimizer).scale(loss).backward()
+
+    def step(self, optimizer):
+        """Apply the gradients (fp16: unscaled, and skipped when not finite) and update the scaler."""
+        scaler = self.scaler_of(optimizer)
+        scaler.step(optimizer)
+        scaler.update()
 
     def networks(self):
         """OrderedDict name -> network, in `model_names` order (G_A, G_B, D_A, D_B for CycleGAN)."""
@@ -74,6 +115,7 @@ class BaseModel(ABC):
         return {
             "networks": {name: unwrap(net).state_dict() for name, net in self.networks().items()},
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
+            "scalers": [scaler.state_dict() for scaler in self.scalers],
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
             "pools": {name: pool.state_dict() for name, pool in self.image_pools().items()},
         }
@@ -84,6 +126,9 @@ class BaseModel(ABC):
             unwrap(net).load_state_dict(state["networks"][name])
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
+        for scaler, saved in zip(self.scalers, state["scalers"]):
+            if saved:
+                scaler.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
         for name, pool in self.image_pools().items():
@@ -101,7 +146,7 @@ class BaseModel(ABC):
 
     def test(self):
         """Forward pass without gradients, for test.py and for visuals."""
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             self.forward()
             self.compute_visuals()
 
@@ -136,6 +181,10 @@ class BaseModel(ABC):
     def generator_loss(self):
         """The total generator loss of the last iteration, as a tensor (the plateau policy's metric)."""
         return self.loss_G
+
+    def losses_finite(self):
+        """A device bool tensor: whether every loss of the last iteration is finite (no sync)."""
+        return torch.stack([getattr(self, "loss_" + name).detach().float() for name in self.loss_names]).isfinite().all()
 
     def get_current_losses(self):
         """OrderedDict loss name -> float (this synchronises with the device; call it sparingly)."""

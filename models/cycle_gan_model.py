@@ -15,7 +15,7 @@ from util.image_pool import ImagePool
 from .base_model import BaseModel
 from .discriminators import define_D
 from .generators import define_G
-from .losses import GANLoss, gradient_penalty
+from .losses import GANLoss, gradient_penalty, l1_loss
 
 
 class CycleGANModel(BaseModel):
@@ -55,22 +55,16 @@ class CycleGANModel(BaseModel):
             self.fake_A_pool = ImagePool(opt.pool_size)
             self.fake_B_pool = ImagePool(opt.pool_size)
             self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
-            self.criterionCycle = torch.nn.L1Loss()
-            self.criterionIdt = torch.nn.L1Loss()
-            betas = (opt.beta1, 0.999)
-            self.optimizer_G = torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
-                                                lr=opt.lr, betas=betas)
-            self.optimizer_D = torch.optim.Adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
-                                                lr=opt.lr, betas=betas)
-            self.optimizers = [self.optimizer_G, self.optimizer_D]
+            self.optimizer_G = self.make_optimizer(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()))
+            self.optimizer_D = self.make_optimizer(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()))
             for name in self.loss_names:  # idt losses stay 0 when the identity loss is off
                 setattr(self, "loss_" + name, torch.zeros((), device=self.device))
 
     def set_input(self, batch):
         """batch: dict with A, B, A_paths, B_paths; --direction BtoA swaps the domains."""
         a_to_b = self.opt.direction == "AtoB"
-        self.real_A = batch["A" if a_to_b else "B"].to(self.device, non_blocking=True)
-        self.real_B = batch["B" if a_to_b else "A"].to(self.device, non_blocking=True)
+        self.real_A = self.to_input(batch["A" if a_to_b else "B"])
+        self.real_B = self.to_input(batch["B" if a_to_b else "A"])
         self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
 
     def forward(self):
@@ -81,45 +75,48 @@ class CycleGANModel(BaseModel):
 
     def discriminator_loss(self, netD, real, fake):
         """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)) (+ gradient penalty for wgangp)."""
-        loss_real = self.criterionGAN(netD(real), True)
-        loss_fake = self.criterionGAN(netD(fake.detach()), False)
-        loss = 0.5 * (loss_real + loss_fake)
-        if self.opt.gan_mode == "wgangp":
-            loss = loss + gradient_penalty(netD, real, fake)
+        with self.autocast():
+            loss_real = self.criterionGAN(netD(real), True)
+            loss_fake = self.criterionGAN(netD(fake.detach()), False)
+            loss = 0.5 * (loss_real + loss_fake)
+            if self.opt.gan_mode == "wgangp":
+                loss = loss + gradient_penalty(netD, real, fake, scaler=self.scaler_of(self.optimizer_D))
         return loss
 
     def backward_D_A(self):
         self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
-        self.loss_D_A.backward()
+        self.backward(self.loss_D_A, self.optimizer_D)
 
     def backward_D_B(self):
         self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A, self.fake_A_pool.query(self.fake_A))
-        self.loss_D_B.backward()
+        self.backward(self.loss_D_B, self.optimizer_D)
 
     def backward_G(self):
         opt = self.opt
-        if opt.lambda_identity > 0:
-            self.idt_A = self.netG_A(self.real_B)
-            self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
-            self.idt_B = self.netG_B(self.real_A)
-            self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
-        self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
-        self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
-        self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * opt.lambda_A
-        self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * opt.lambda_B
-        self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
-                       + self.loss_idt_A + self.loss_idt_B)
-        self.loss_G.backward()
+        with self.autocast():
+            if opt.lambda_identity > 0:
+                self.idt_A = self.netG_A(self.real_B)
+                self.loss_idt_A = l1_loss(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
+                self.idt_B = self.netG_B(self.real_A)
+                self.loss_idt_B = l1_loss(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
+            self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
+            self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
+            self.loss_cycle_A = l1_loss(self.rec_A, self.real_A) * opt.lambda_A
+            self.loss_cycle_B = l1_loss(self.rec_B, self.real_B) * opt.lambda_B
+            self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
+                           + self.loss_idt_A + self.loss_idt_B)
+        self.backward(self.loss_G, self.optimizer_G)
 
     def optimize_parameters(self):
         """Forward; generator step with both discriminators frozen; then the discriminator step."""
-        self.forward()
+        with self.autocast():
+            self.forward()
         self.set_requires_grad([self.netD_A, self.netD_B], False)
         self.optimizer_G.zero_grad(set_to_none=True)
         self.backward_G()
-        self.optimizer_G.step()
+        self.step(self.optimizer_G)
         self.set_requires_grad([self.netD_A, self.netD_B], True)
         self.optimizer_D.zero_grad(set_to_none=True)
         self.backward_D_A()
         self.backward_D_B()
-        self.optimizer_D.step()
+        self.step(self.optimizer_D)

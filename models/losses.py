@@ -1,6 +1,7 @@
 """Adversarial losses chosen by `--gan_mode`, and the WGAN-GP gradient penalty."""
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 GAN_MODE_CHOICES = ("vanilla", "lsgan", "wgangp")
 
@@ -31,17 +32,24 @@ class GANLoss(nn.Module):
         return self.criterion(prediction, target)
 
 
-def gradient_penalty(netD, real, fake, weight=10.0, target_norm=1.0):
+def l1_loss(output, target):
+    """Mean absolute difference, computed in fp32 whatever the inputs' dtype (safe under --amp)."""
+    return F.l1_loss(output.float(), target.float())
+
+
+def gradient_penalty(netD, real, fake, weight=10.0, target_norm=1.0, scaler=None):
     """WGAN-GP penalty: weight * E[(||grad_x D(x)|| - target_norm)^2] at random interpolates x.
 
     netD: the discriminator; real/fake: batches of the same shape (fake is detached here);
-    weight: lambda of the penalty (10 in the WGAN-GP paper). Returns a scalar that keeps the
-    graph, so its backward trains the discriminator.
+    weight: lambda of the penalty (10 in the WGAN-GP paper); scaler: the discriminator's
+    GradScaler under --amp fp16 (the input gradients are taken at its scale, then unscaled, so
+    they do not underflow). Returns a scalar that keeps the graph, so its backward trains D.
     """
-    alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
-    interpolates = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device)
+    interpolates = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
     scores = netD(interpolates)
-    (grads,) = torch.autograd.grad(scores, interpolates, grad_outputs=torch.ones_like(scores),
+    scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
+    (grads,) = torch.autograd.grad(scores, interpolates, grad_outputs=torch.full_like(scores, scale),
                                    create_graph=True, retain_graph=True)
-    norms = (grads.flatten(1).float() + 1e-16).norm(2, dim=1)
+    norms = (grads.flatten(1).float() / scale + 1e-16).norm(2, dim=1)
     return weight * ((norms - target_norm) ** 2).mean()

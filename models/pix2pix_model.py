@@ -8,7 +8,7 @@ import torch
 from .base_model import BaseModel
 from .discriminators import define_D
 from .generators import define_G
-from .losses import GANLoss, gradient_penalty
+from .losses import GANLoss, gradient_penalty, l1_loss
 
 
 class Pix2PixModel(BaseModel):
@@ -33,47 +33,48 @@ class Pix2PixModel(BaseModel):
             self.netD = self.build_network(define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
                                                     opt.norm, opt.init_type, opt.init_gain))
             self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
-            self.criterionL1 = torch.nn.L1Loss()
-            betas = (opt.beta1, 0.999)
-            self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=betas)
-            self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=betas)
-            self.optimizers = [self.optimizer_G, self.optimizer_D]
+            self.optimizer_G = self.make_optimizer(self.netG.parameters())
+            self.optimizer_D = self.make_optimizer(self.netD.parameters())
 
     def set_input(self, batch):
         """batch: dict with A, B, A_paths, B_paths; --direction BtoA swaps the domains."""
         a_to_b = self.opt.direction == "AtoB"
-        self.real_A = batch["A" if a_to_b else "B"].to(self.device, non_blocking=True)
-        self.real_B = batch["B" if a_to_b else "A"].to(self.device, non_blocking=True)
+        self.real_A = self.to_input(batch["A" if a_to_b else "B"])
+        self.real_B = self.to_input(batch["B" if a_to_b else "A"])
         self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
 
     def forward(self):
         self.fake_B = self.netG(self.real_A)
 
     def backward_D(self):
-        fake_pair = torch.cat((self.real_A, self.fake_B), 1).detach()
-        real_pair = torch.cat((self.real_A, self.real_B), 1)
-        self.loss_D_fake = self.criterionGAN(self.netD(fake_pair), False)
-        self.loss_D_real = self.criterionGAN(self.netD(real_pair), True)
-        self.loss_D = 0.5 * (self.loss_D_fake + self.loss_D_real)
-        if self.opt.gan_mode == "wgangp":
-            self.loss_D = self.loss_D + gradient_penalty(self.netD, real_pair, fake_pair)
-        self.loss_D.backward()
+        with self.autocast():
+            fake_pair = torch.cat((self.real_A, self.fake_B.to(self.real_A.dtype)), 1).detach()
+            real_pair = torch.cat((self.real_A, self.real_B), 1)
+            self.loss_D_fake = self.criterionGAN(self.netD(fake_pair), False)
+            self.loss_D_real = self.criterionGAN(self.netD(real_pair), True)
+            self.loss_D = 0.5 * (self.loss_D_fake + self.loss_D_real)
+            if self.opt.gan_mode == "wgangp":
+                self.loss_D = self.loss_D + gradient_penalty(self.netD, real_pair, fake_pair,
+                                                             scaler=self.scaler_of(self.optimizer_D))
+        self.backward(self.loss_D, self.optimizer_D)
 
     def backward_G(self):
-        fake_pair = torch.cat((self.real_A, self.fake_B), 1)
-        self.loss_G_GAN = self.criterionGAN(self.netD(fake_pair), True)
-        self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
-        self.loss_G = self.loss_G_GAN + self.loss_G_L1
-        self.loss_G.backward()
+        with self.autocast():
+            fake_pair = torch.cat((self.real_A, self.fake_B.to(self.real_A.dtype)), 1)
+            self.loss_G_GAN = self.criterionGAN(self.netD(fake_pair), True)
+            self.loss_G_L1 = l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
+            self.loss_G = self.loss_G_GAN + self.loss_G_L1
+        self.backward(self.loss_G, self.optimizer_G)
 
     def optimize_parameters(self):
         """Forward; discriminator step; then the generator step with the discriminator frozen."""
-        self.forward()
+        with self.autocast():
+            self.forward()
         self.set_requires_grad([self.netD], True)
         self.optimizer_D.zero_grad(set_to_none=True)
         self.backward_D()
-        self.optimizer_D.step()
+        self.step(self.optimizer_D)
         self.set_requires_grad([self.netD], False)
         self.optimizer_G.zero_grad(set_to_none=True)
         self.backward_G()
-        self.optimizer_G.step()
+        self.step(self.optimizer_G)

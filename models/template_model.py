@@ -5,17 +5,18 @@ How to add a model named `my_idea`:
    without underscores, plus "Model"; case does not matter). `--model my_idea` then finds it.
 2. Add its flags and change defaults in `modify_commandline_options`.
 3. In `__init__`, name the losses, visuals and networks; build networks with `self.build_network`
-   and the optimisers (append them to `self.optimizers`; schedulers come from BaseModel.setup).
-4. Fill in `set_input`, `forward` and `optimize_parameters`; store `self.loss_G`, the generator's
-   total loss, which the plateau learning-rate policy watches.
+   and optimisers with `self.make_optimizer` (schedulers come from BaseModel.setup).
+4. Fill in `set_input` (move tensors with `self.to_input`), `forward` and `optimize_parameters`
+   (forward passes and losses inside `self.autocast()`, then `self.backward(loss, optimizer)` and
+   `self.step(optimizer)`); store `self.loss_G`, the generator's total loss, which the plateau
+   learning-rate policy watches.
 Checkpoints (`<epoch>_net_<name>.pth`), visuals, loss logs and web pages then work unchanged.
 
 This example learns a direct mapping A -> B on paired data with an L1 loss only (no GAN).
 """
-import torch
-
 from .base_model import BaseModel
 from .generators import define_G
+from .losses import l1_loss
 
 
 class TemplateModel(BaseModel):
@@ -37,15 +38,14 @@ class TemplateModel(BaseModel):
         self.netG = self.build_network(define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                                 not opt.no_dropout, opt.init_type, opt.init_gain))
         if self.isTrain:
-            self.criterion = torch.nn.L1Loss()
-            self.optimizer = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
-            self.optimizers = [self.optimizer]
+            # Adam with --lr/--beta1, registered for schedules, checkpoints and --amp loss scaling.
+            self.optimizer = self.make_optimizer(self.netG.parameters())
 
     def set_input(self, batch):
         """batch: dict from the dataset; move what the model needs to its device."""
         a_to_b = self.opt.direction == "AtoB"
-        self.data_A = batch["A" if a_to_b else "B"].to(self.device, non_blocking=True)
-        self.data_B = batch["B" if a_to_b else "A"].to(self.device, non_blocking=True)
+        self.data_A = self.to_input(batch["A" if a_to_b else "B"])  # device and memory format
+        self.data_B = self.to_input(batch["B" if a_to_b else "A"])
         self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
 
     def forward(self):
@@ -53,8 +53,9 @@ class TemplateModel(BaseModel):
 
     def optimize_parameters(self):
         """Forward, loss, backward, step: the whole training iteration."""
-        self.forward()
+        with self.autocast():  # mixed precision under --amp; losses are computed in fp32
+            self.forward()
+            self.loss_G = l1_loss(self.output, self.data_B) * self.opt.lambda_regression
         self.optimizer.zero_grad(set_to_none=True)
-        self.loss_G = self.criterion(self.output, self.data_B) * self.opt.lambda_regression
-        self.loss_G.backward()
-        self.optimizer.step()
+        self.backward(self.loss_G, self.optimizer)  # scaled under --amp fp16
+        self.step(self.optimizer)

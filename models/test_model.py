@@ -31,7 +31,7 @@ class TestModel(BaseModel):
 
     def set_input(self, batch):
         """batch: dict with A (images) and A_paths."""
-        self.real = batch["A"].to(self.device, non_blocking=True)
+        self.real = self.to_input(batch["A"])
         self.image_paths = batch["A_paths"]
 
     def forward(self):

@@ -19,7 +19,7 @@ from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
-from util.device import configure_determinism, device_for, resolve_gpu_ids
+from util.device import AMP_CHOICES, setup_device
 from util.errors import UserError
 from util.log import logger
 
@@ -154,6 +154,16 @@ class BaseOptions:
         g.add_argument("--gpu_ids", type=str, default=None,
                        help="GPU to use, e.g. 0; -1 for the CPU (default: the first GPU if CUDA is available, otherwise the CPU)")
         g.add_argument("--checkpoints_dir", type=str, default="./checkpoints", help="models are saved here")
+        g.add_argument("--amp", type=str, default="none", choices=AMP_CHOICES,
+                       help="mixed precision: bf16 for Ampere or newer GPUs and for CPUs with AMX/AVX-512 BF16, "
+                            "fp16 (with loss scaling) for older GPUs, none for plain fp32")
+        g.add_argument("--channels_last", action="store_true",
+                       help="keep networks and images in channels-last memory format (faster convolutions with "
+                            "--amp on recent GPUs and on CPUs)")
+        g.add_argument("--compile", action="store_true",
+                       help="compile the networks with torch.compile (the first iteration takes longer)")
+        g.add_argument("--no_tf32", action="store_true",
+                       help="CUDA: do not use TF32 for fp32 convolutions and matrix products")
         g.add_argument("--seed", type=int, default=None,
                        help="seed Python, NumPy and torch random generators for a repeatable run (default: not seeded)")
         g = parser.add_argument_group("model")
@@ -236,9 +246,7 @@ class BaseOptions:
         self.text = format_options(opt, parser)
         print(self.text, end="")
         self.check_writable(opt)
-        opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
-        opt.device = device_for(opt.gpu_ids)
-        configure_determinism(getattr(opt, "deterministic", False))
+        setup_device(opt)
         if opt.seed is not None:
             seed_everything(opt.seed)
         return opt

@@ -1,4 +1,10 @@
-"""Where the networks run, decided once from `--gpu_ids` and passed down as `opt.gpu_ids`/`opt.device`."""
+"""Device and precision, decided once from the options and passed down in `opt`.
+
+`setup_device(opt)` turns --gpu_ids into `opt.gpu_ids`/`opt.device`, checks that --amp fits the
+device, and sets the backend switches (TF32, cuDNN autotuning, determinism). `autocast(opt)` gives
+the mixed-precision context every model wraps its forward passes in.
+"""
+import contextlib
 import os
 
 import torch
@@ -43,11 +49,37 @@ def device_for(gpu_ids):
     return torch.device(f"cuda:{gpu_ids[0]}") if gpu_ids else torch.device("cpu")
 
 
-def configure_determinism(deterministic):
-    """With `deterministic`, allow only deterministic algorithms (CPU and CUDA) so reruns match bit for bit."""
-    if not deterministic:
-        return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+AMP_CHOICES = ("none", "bf16", "fp16")
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def setup_device(opt):
+    """Resolve the device and precision of `opt` (adds opt.gpu_ids as a list and opt.device) and
+    configure the backends; UserError when --amp cannot run on that device."""
+    opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
+    opt.device = device_for(opt.gpu_ids)
+    check_amp(opt.amp, opt.device)
+    deterministic = getattr(opt, "deterministic", False)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+        torch.use_deterministic_algorithms(True)
+    if opt.device.type == "cuda":
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic  # fixed crop sizes: autotuning pays off
+        torch.backends.cuda.matmul.allow_tf32 = not opt.no_tf32
+        torch.backends.cudnn.allow_tf32 = not opt.no_tf32
+
+
+def check_amp(amp, device):
+    """UserError for a --amp value this device cannot run."""
+    if amp == "fp16" and device.type != "cuda":
+        raise UserError("--amp fp16 needs a CUDA GPU; on the CPU use --amp bf16 (fast on CPUs with AMX or AVX-512 BF16)")
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError("--amp bf16 needs an Ampere or newer GPU; use --amp fp16 on this one")
+
+
+def autocast(opt):
+    """The autocast context for forward passes under --amp (a no-op context for --amp none)."""
+    if opt.amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=opt.device.type, dtype=_AMP_DTYPES[opt.amp])

@@ -20,7 +20,7 @@ class ImagePool:
         if self.pool_size == 0:
             return images
         chosen = []
-        for image in images.detach():
+        for image in images.detach().float():  # stored in fp32 whatever --amp computes in
             image = image.unsqueeze(0)
             if len(self.images) < self.pool_size:
                 self.images.append(image.clone())
