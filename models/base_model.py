@@ -70,6 +70,11 @@ class BaseModel(ABC):
         memory_format = torch.channels_last if self.opt.channels_last else torch.preserve_format
         return tensor.to(self.device, non_blocking=True, memory_format=memory_format)
 
+    def unpack_pair(self, batch):
+        """(A images, B images, A paths) of a batch, on the device; --direction BtoA swaps the domains."""
+        a, b = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
+        return self.to_input(batch[a]), self.to_input(batch[b]), batch[a + "_paths"]
+
     def autocast(self):
         """The mixed-precision context of --amp for forward passes and losses."""
         return device.autocast(self.opt)

@@ -38,10 +38,7 @@ class Pix2PixModel(BaseModel):
 
     def set_input(self, batch):
         """batch: dict with A, B, A_paths, B_paths; --direction BtoA swaps the domains."""
-        a_to_b = self.opt.direction == "AtoB"
-        self.real_A = self.to_input(batch["A" if a_to_b else "B"])
-        self.real_B = self.to_input(batch["B" if a_to_b else "A"])
-        self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
+        self.real_A, self.real_B, self.image_paths = self.unpack_pair(batch)
 
     def forward(self):
         self.fake_B = self.netG(self.real_A)

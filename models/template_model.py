@@ -43,10 +43,8 @@ class TemplateModel(BaseModel):
 
     def set_input(self, batch):
         """batch: dict from the dataset; move what the model needs to its device."""
-        a_to_b = self.opt.direction == "AtoB"
-        self.data_A = self.to_input(batch["A" if a_to_b else "B"])  # device and memory format
-        self.data_B = self.to_input(batch["B" if a_to_b else "A"])
-        self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
+        # Tensors to the device in the chosen memory format, domains swapped for --direction BtoA.
+        self.data_A, self.data_B, self.image_paths = self.unpack_pair(batch)
 
     def forward(self):
         self.output = self.netG(self.data_A)
