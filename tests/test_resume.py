@@ -30,9 +30,26 @@ def command(tmp_path, dataset, name, epochs, *extra):
             *BASE, *extra]
 
 
-def start(cmd, tmp_path):
-    return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind():
+    """Kill every training process a test started, whatever the test's outcome."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start(cmd, tmp_path, **streams):
+    streams = streams or dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(cmd, cwd=tmp_path, text=True, start_new_session=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"), **streams)
+    STARTED.append(process)
+    return process
 
 
 def wait_for_loss_line(process):
@@ -98,8 +115,8 @@ def test_signal_then_resume_is_bit_identical(tmp_path, dataset, signum):
 def test_second_ctrl_c_exits_at_once(tmp_path, dataset):
     # Iterations of about a second, so that both signals land in the same one.
     slow = ["--ngf", "32", "--ndf", "32", "--load_size", "128", "--crop_size", "128"]
-    process = subprocess.Popen(command(tmp_path, dataset, "twice", 50, *slow), cwd=tmp_path, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = start(command(tmp_path, dataset, "twice", 50, *slow), tmp_path,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wait_for_loss_line(process)
     os.killpg(process.pid, signal.SIGINT)
     assert any("SIGINT received" in line for line in process.stdout)  # the first one is acknowledged
