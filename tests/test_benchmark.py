@@ -1,0 +1,119 @@
+"""scripts/benchmark.py runs its configurations side by side and reports sound numbers (smoke tests, no timing asserts)."""
+import importlib.util
+import itertools
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from conftest import REPO_ROOT, run_script
+from models.generators import define_G
+from util.errors import UserError
+
+TINY = ["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--crop_size", "32", "--warmup", "1", "--iters", "1",
+        "--rounds", "2", "--inference_iters", "1", "--device", "cpu"]
+NUMBERS = ["train_it_s", "train_img_s", "infer_img_s", "speedup_vs_first", "peak_mem_bytes", "train_flops_per_iter",
+           "infer_flops_per_image", "achieved_flop_s", "first_iteration_s", "threads"]
+SETTINGS = ["config", "model", "netG", "ngf", "ndf", "crop_size", "batch_size", "device", "amp", "channels_last",
+            "compile", "warmup", "iters", "rounds", "inference_iters", "torch", "device_name", "peak_mem_kind"]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", REPO_ROOT / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_records(stdout):
+    return [json.loads(line[len("BENCH "):]) for line in stdout.splitlines() if line.startswith("BENCH ")]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Four CPU configurations (amp x channels_last) with --peak and --json: (process, records, json file)."""
+    folder = tmp_path_factory.mktemp("bench")
+    json_path = folder / "bench.jsonl"
+    process = run_script("scripts/benchmark.py", *TINY, "--amp", "none", "bf16", "--channels_last", "0", "1",
+                         "--peak", "--json", json_path, cwd=folder, timeout=120)
+    assert process.returncode == 0, process.stderr
+    return process, bench_records(process.stdout), json_path
+
+
+def test_four_configurations_give_positive_numbers_and_their_settings(tiny_run):
+    process, records, json_path = tiny_run
+    assert len(records) == 4
+    assert [(r["amp"], r["channels_last"]) for r in records] == list(itertools.product(["none", "bf16"], [False, True]))
+    for record in records:
+        assert set(NUMBERS + SETTINGS) <= set(record)
+        assert all(record[key] > 0 for key in NUMBERS), record
+        assert len(record["train_it_s_rounds"]) == len(record["infer_img_s_rounds"]) == 2
+        assert record["train_img_s"] == pytest.approx(record["train_it_s"] * record["batch_size"])
+        assert record["achieved_flop_s"] == pytest.approx(record["train_flops_per_iter"] * record["train_it_s"])
+        assert (record["model"], record["netG"], record["ngf"], record["crop_size"], record["device"]) == \
+            ("cycle_gan", "resnet_6blocks", 4, 32, "cpu")
+        assert record["compile"] is False and record["peak_mem_kind"] == "process_rss_high_water_mark"
+    assert records[0]["speedup_vs_first"] == 1.0
+    assert len({r["train_flops_per_iter"] for r in records}) == 1  # counted once, fp32 eager
+    table = process.stdout.split("BENCH ")[0]
+    assert "train it/s" in table and "process-wide" in table
+    assert all(record["config"] in table for record in records)
+    assert bench_records(json_path.read_text()) == [] and \
+        [json.loads(line) for line in json_path.read_text().splitlines()] == records
+
+
+def test_inference_flops_are_four_generator_passes_per_image(tiny_run):
+    _, records, _ = tiny_run
+    generator = define_G(3, 3, 4, "resnet_6blocks", "instance")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        generator(torch.zeros(1, 3, 32, 32))
+    # CycleGAN's test(): A -> fake B -> rec A and B -> fake A -> rec B.
+    assert records[0]["infer_flops_per_image"] == 4 * counter.get_total_flops()
+    # Training runs six generator passes forward alone (identity terms included), then backward.
+    assert records[0]["train_flops_per_iter"] > 6 * counter.get_total_flops()
+
+
+def test_peak_gives_each_precision_its_own_positive_peak(tiny_run):
+    process, records, _ = tiny_run
+    peaks = {record["amp"]: record["peak_flop_s"] for record in records}
+    assert len(peaks) == 2 and all(value > 0 for value in peaks.values())
+    assert all(record["peak_flop_s"] == peaks[record["amp"]] for record in records)
+    assert all(0 < record["fraction_of_peak"] for record in records)
+    assert "% of peak:" in process.stdout and "fp32" in process.stdout
+
+
+def test_pix2pix_unet_and_fp16_skipped_on_the_cpu(tmp_path):
+    process = run_script("scripts/benchmark.py", "--model", "pix2pix", "--netG", "unet_128", "--crop_size", "128",
+                         "--ngf", "4", "--ndf", "4", "--warmup", "1", "--iters", "1", "--rounds", "1",
+                         "--inference_iters", "1", "--device", "cpu", "--config", "amp=none", "--config", "amp=fp16",
+                         cwd=tmp_path, timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert "note: skipping amp=fp16" in process.stdout
+    records = bench_records(process.stdout)
+    assert len(records) == 1
+    record = records[0]
+    assert (record["model"], record["netG"], record["amp"], record["crop_size"]) == ("pix2pix", "unet_128", "none", 128)
+    assert all(record[key] > 0 for key in NUMBERS)
+    assert record["fraction_of_peak"] is None  # no --peak
+
+
+def test_configurations_from_lists_or_explicit_configs():
+    benchmark = load_benchmark()
+    parse = benchmark.parse_arguments
+    default = benchmark.configurations(parse([]))
+    assert [config.label for config in default] == [
+        "amp=none,channels_last=0,compile=0", "amp=none,channels_last=1,compile=0",
+        "amp=bf16,channels_last=0,compile=0", "amp=bf16,channels_last=1,compile=0"]
+    explicit = benchmark.configurations(parse(["--config", "amp=bf16,compile=1", "--config", "channels_last=1",
+                                               "--config", "amp=bf16,compile=1"]))
+    assert explicit == [benchmark.Config("bf16", False, True), benchmark.Config("none", True, False)]
+    assert len(benchmark.configurations(parse(["--amp", "none", "--compile", "0", "1"]))) == 4
+
+
+@pytest.mark.parametrize("argv", [["--config", "amp=bf17"], ["--config", "compile=yes"], ["--config", "speed=1"],
+                                  ["--config", "amp=bf16", "--amp", "none"], ["--iters", "0"]])
+def test_bad_benchmark_flags_are_user_errors(argv):
+    benchmark = load_benchmark()
+    with pytest.raises(UserError):
+        benchmark.configurations(benchmark.parse_arguments(argv))
