@@ -12,9 +12,9 @@ from data import create_dataset
 from models import create_model
 from options.base_options import architecture_summary
 from options.test_options import TestOptions
-from util import checkpoint
+from util import checkpoint, device
 from util.errors import exit_on_user_error
-from util.html import HTML, save_result_images
+from util.html import HTML, add_result_row, write_result_images
 from util.progress import progress_bar
 
 
@@ -41,22 +41,36 @@ def main(argv=None):
     checkpoint.load_networks(model, os.path.join(opt.checkpoints_dir, opt.name), checkpoint.load_prefix(opt),
                              architecture_summary(opt))
     print(model.describe_networks(opt.verbose))
-    options.save(opt)
+    if opt.is_main:
+        options.save(opt)
     if opt.eval:
         model.eval()
     web_dir = result_dir(opt)
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
-    with progress_bar(len(dataset), f"testing {opt.name}") as bar:
+    rows = []
+    with progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.is_main) as bar:
         for batch in dataset:
             model.set_input(batch)
             model.test()
             visuals = model.get_current_visuals()
             for index, path in enumerate(model.get_image_paths()):
-                save_result_images(webpage, split_visuals(visuals, index), path,
-                                   aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
-            bar.update(len(model.get_image_paths()))
-    webpage.save()
+                rows.append((path, write_result_images(webpage.image_dir, split_visuals(visuals, index), path,
+                                                       opt.aspect_ratio)))
+            bar.update(len(model.get_image_paths()) * opt.world_size)
+    write_page(webpage, rows, opt)
     print(f"results: {os.path.join(web_dir, 'index.html')}")
+
+
+def write_page(webpage, rows, opt):
+    """Rank 0 writes the result page with every process's rows (in file order, each image once)."""
+    rows = device.gather_to_main(rows)
+    if not opt.is_main:
+        return
+    if opt.world_size > 1:
+        rows = sorted(dict(rows).items())  # ranks took interleaved shares; padding repeated a few
+    for _, row in rows:
+        add_result_row(webpage, row, width=opt.display_winsize)
+    webpage.save()
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ from data import create_dataset
 from models import create_model
 from options.base_options import architecture_summary
 from options.train_options import TrainOptions
-from util import checkpoint, train_state
+from util import checkpoint, device, train_state
 from util.errors import UserError, exit_on_user_error
 from util.interrupt import GracefulStop
 from util.log import logger
 from util.progress import progress_bar
-from util.visualizer import Visualizer
+from util.visualizer import visualizer_for
 
 
 def crossed(total, step, every):
@@ -68,6 +68,8 @@ class Trainer:
         """Save the full state and weights under `prefix`. A failing periodic save (required=False) is
         reported in one line and training goes on; the previous checkpoint stays intact either way."""
         self.check_losses()
+        if not self.opt.is_main:
+            return  # every rank holds the same weights; rank 0 writes them
         try:
             train_state.save_checkpoint(self.model, self.progress, self.dataset, self.opt, prefix)
         except UserError as err:
@@ -91,13 +93,15 @@ class Trainer:
         self.visualizer.reset()
         trained_now = False
         iter_data_time = time.time()
-        with progress_bar(len(self.dataset), f"epoch {progress.epoch}/{self.last_epoch}") as bar:
+        with progress_bar(len(self.dataset), f"epoch {progress.epoch}/{self.last_epoch}",
+                          disable=not opt.is_main) as bar:
             bar.update(progress.epoch_iter)
             for batch in self.dataset:
                 iter_start = time.time()
-                step = len(next(value for key, value in batch.items() if key.endswith("_paths")))
+                # Images of this step over all processes (the same batch size on every rank).
+                step = len(next(value for key, value in batch.items() if key.endswith("_paths"))) * opt.world_size
                 progress.total_iters += step
-                progress.epoch_iter += step
+                progress.epoch_iter = min(progress.epoch_iter + step, len(self.dataset))
                 model.set_input(batch)
                 model.optimize_parameters()
                 if not self.first_iteration_timed:
@@ -110,7 +114,7 @@ class Trainer:
                 trained_now = True
                 self.after_iteration(step, iter_start, iter_start - iter_data_time, bar)
                 bar.update(step)
-                if stop.requested:
+                if device.all_ranks_agree(stop.requested is not None):
                     return False
                 iter_data_time = time.time()
         # Every epoch gets a row of visuals on the web page, even when display_freq was not reached.
@@ -145,7 +149,7 @@ class Trainer:
         """Step the learning rate, move to the next epoch and save (always after the last epoch)."""
         progress = self.progress
         epoch = progress.epoch
-        mean_generator_loss = (progress.loss_sum / max(progress.batches, 1)).item()
+        mean_generator_loss = device.mean_over_ranks((progress.loss_sum / max(progress.batches, 1)).item())
         old_lr, new_lr = self.model.update_learning_rate(mean_generator_loss)
         progress.start_epoch(epoch + 1)
         if epoch % self.opt.save_epoch_freq == 0 or epoch == self.last_epoch:
@@ -191,25 +195,28 @@ def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    checkpoint.remove_stale_temporaries(save_dir)
+    if opt.is_main:
+        checkpoint.remove_stale_temporaries(save_dir)
     state_file, state = None, None
     if opt.continue_train:
         state_file, state = train_state.find_resume_state(save_dir, checkpoint.load_prefix(opt))
         if state is not None:
             train_state.check_same_architecture(state["options"], opt, state_file)
     dataset = create_dataset(opt, seed=state["data"]["seed"] if state else None)
-    print(f"The number of training images = {len(dataset)}")
+    print(f"The number of training images = {len(dataset)}; batch size {opt.batch_size} per process x "
+          f"{opt.world_size} process(es) = {opt.batch_size * opt.world_size}")
     model = create_model(opt)
     model.setup()
     progress = (continue_run(opt, save_dir, model, dataset, state_file, state) if opt.continue_train
                 else train_state.Progress(epoch=opt.epoch_count))
     print(model.describe_networks(opt.verbose))
-    options.save(opt)
-    trainer = Trainer(opt, dataset, model, Visualizer(opt), progress)
+    if opt.is_main:
+        options.save(opt)
+    trainer = Trainer(opt, dataset, model, visualizer_for(opt), progress)
     with GracefulStop() as stop:
         if not trainer.run(stop):
             trainer.save("latest")
-            print(f"stopped by {stop.requested}; the full state is saved in "
+            print(f"stopped by {stop.requested or 'a signal to another process'}; the full state is saved in "
                   f"{train_state.state_path(save_dir, 'latest')}")
             print(f"resume with: {resume_command()}")
             return

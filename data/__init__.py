@@ -62,12 +62,15 @@ class EpochSampler:
 
     The epoch's order is a permutation drawn from (seed, epoch) (or 0, 1, ... with --serial_batches),
     and every item's augmentation seed derives from (seed, epoch, position), so an epoch can be
-    replayed, or resumed in its middle, exactly.
-    dataset_len: items in the dataset; count: items per epoch; shuffle: permute; seed: run seed.
+    replayed, or resumed in its middle, exactly, with any number of processes.
+    dataset_len: items in the dataset; count: items per epoch; shuffle: permute; seed: run seed;
+    rank/world_size/batch_size: under torchrun, each step takes world_size * batch_size positions
+    and rank r reads the r-th block of them.
     """
 
-    def __init__(self, dataset_len, count, shuffle, seed):
+    def __init__(self, dataset_len, count, shuffle, seed, rank=0, world_size=1, batch_size=1):
         self.dataset_len, self.count, self.shuffle, self.seed = dataset_len, count, shuffle, seed
+        self.rank, self.world_size, self.batch_size = rank, world_size, batch_size
         self.set_epoch(1)
 
     def set_epoch(self, epoch, order=None, start=0):
@@ -82,11 +85,30 @@ class EpochSampler:
         else:
             self.order = list(range(self.count))
 
+    def positions(self):
+        """The epoch positions this process reads, from the start position on.
+
+        With several processes the remaining positions are padded (by repeating the first ones) to a
+        multiple of world_size, so that every rank runs the same number of equally sized batches.
+        """
+        remaining = list(range(self.start, self.count))
+        if self.world_size == 1 or not remaining:
+            return remaining
+        padding = (-len(remaining)) % self.world_size
+        remaining += [remaining[i % len(remaining)] for i in range(padding)]
+        step = self.world_size * self.batch_size
+        mine = []
+        for first in range(0, len(remaining), step):
+            block = remaining[first:first + step]
+            share = len(block) // self.world_size
+            mine += block[self.rank * share:(self.rank + 1) * share]
+        return mine
+
     def __len__(self):
-        return self.count - self.start
+        return len(self.positions())
 
     def __iter__(self):
-        for position in range(self.start, self.count):
+        for position in self.positions():
             yield self.order[position], item_seed(self.seed, self.epoch, position)
 
 
@@ -124,21 +146,28 @@ class DatasetLoader:
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
         self.dataset.validate()
-        if opt.isTrain and opt.batch_size > len(self):
-            raise UserError(f"--batch_size {opt.batch_size} is larger than the dataset ({len(self)} images); "
-                            f"use --batch_size {len(self)} or less, or add images")
+        if opt.isTrain and opt.batch_size * getattr(opt, "world_size", 1) > len(self):
+            raise UserError(f"--batch_size {opt.batch_size} x {getattr(opt, 'world_size', 1)} process(es) is larger "
+                            f"than the dataset ({len(self)} images); use a smaller --batch_size, or add images")
         self.seed = seed if seed is not None else opt.seed if opt.seed is not None else secrets.randbits(63)
-        self.sampler = EpochSampler(len(self.dataset), len(self), not opt.serial_batches, self.seed)
+        rank, world_size = getattr(opt, "rank", 0), getattr(opt, "world_size", 1)
+        batch_size = opt.batch_size
+        if opt.preprocess == "none" and not opt.isTrain and batch_size > 1 and world_size > 1:
+            logger.info("note: with --preprocess none under torchrun, each process tests one image at a time "
+                        "(images of different sizes cannot share a batch)")
+            batch_size = 1
+        self.sampler = EpochSampler(len(self.dataset), len(self), not opt.serial_batches, self.seed,
+                                    rank, world_size, batch_size)
         self.bad_images = set()
         num_workers = min(opt.num_threads, _usable_cpus())  # more workers than cores only adds contention
         # Its own generator keeps the loader from drawing on the global torch RNG, which training uses.
         common = dict(num_workers=num_workers, pin_memory=bool(opt.gpu_ids), persistent_workers=num_workers > 0,
                       collate_fn=collate_batch, generator=torch.Generator(), worker_init_fn=_ignore_stop_signals)
-        if opt.preprocess == "none" and not opt.isTrain and opt.batch_size > 1:
+        if opt.preprocess == "none" and not opt.isTrain and opt.batch_size > 1 and world_size == 1:
             batches = _size_grouped_batches(self.dataset, len(self), opt.batch_size)
             self.dataloader = DataLoader(self.dataset, batch_sampler=batches, **common)
         else:
-            self.dataloader = DataLoader(self.dataset, batch_size=opt.batch_size, sampler=self.sampler,
+            self.dataloader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
                                          drop_last=False, **common)
 
     def __len__(self):

@@ -54,7 +54,7 @@ class BaseModel(ABC):
     def build_network(self, net):
         """Place a freshly built network on the device in the chosen memory format; generators also
         get size padding (below); with --compile its forward is compiled (names stay clean)."""
-        net = net.to(self.device)
+        net = device.sync_batch_norm(net.to(self.device), self.opt)
         if self.opt.channels_last:
             net = net.to(memory_format=torch.channels_last)
         if hasattr(net, "size_multiple"):
@@ -63,7 +63,14 @@ class BaseModel(ABC):
             # Compiling the bound forward (not wrapping the module) keeps parameter names, hooks and
             # requires_grad switches as in eager mode; switching D on and off costs one recompile.
             net.forward = torch.compile(net.forward)
-        return net
+        return device.data_parallel(net, self.opt) if self.isTrain else net
+
+    @staticmethod
+    def without_sync(net):
+        """The network itself, outside DistributedDataParallel: for forward passes through a frozen
+        network (the discriminators in the generator step), whose parameters get no gradients, so
+        that DDP neither waits for them nor hangs."""
+        return unwrap(net)
 
     def to_input(self, tensor):
         """A batch tensor on the device (asynchronous from pinned memory), in the networks' memory format."""

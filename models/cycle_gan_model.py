@@ -96,8 +96,8 @@ class CycleGANModel(BaseModel):
                 self.loss_idt_A = l1_loss(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
                 self.idt_B = self.netG_B(self.real_A)
                 self.loss_idt_B = l1_loss(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
-            self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
-            self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
+            self.loss_G_A = self.criterionGAN(self.without_sync(self.netD_A)(self.fake_B), True)
+            self.loss_G_B = self.criterionGAN(self.without_sync(self.netD_B)(self.fake_A), True)
             self.loss_cycle_A = l1_loss(self.rec_A, self.real_A) * opt.lambda_A
             self.loss_cycle_B = l1_loss(self.rec_B, self.real_B) * opt.lambda_B
             self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B

@@ -1,6 +1,7 @@
 """Normalisation layers chosen by `--norm`, and whether convolutions next to them carry a bias."""
 import functools
 
+import torch
 import torch.nn as nn
 
 NORM_CHOICES = ("instance", "batch", "syncbatch", "none")
@@ -34,3 +35,46 @@ def uses_bias(norm_layer):
     """Convolutions carry a bias only next to instance norm (the original's layout, kept for checkpoints)."""
     factory = norm_layer.func if isinstance(norm_layer, functools.partial) else norm_layer
     return factory is nn.InstanceNorm2d
+
+
+class CrossRankBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm whose training statistics cover the batches of every process of a torchrun job,
+    on any device (PyTorch's SyncBatchNorm only runs on GPUs). Parameter and buffer names are those
+    of BatchNorm2d, so checkpoints do not change. Outside a process group it is plain batch norm."""
+
+    def forward(self, x):
+        import torch.distributed as dist
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce  # differentiable: gradients cross ranks too
+        count = torch.tensor([x.numel() / x.size(1)], device=x.device, dtype=torch.float32)
+        sums = all_reduce(torch.cat([x.float().sum((0, 2, 3)), (x.float() ** 2).sum((0, 2, 3)), count]))
+        channels = x.size(1)
+        total = sums[-1]
+        mean = sums[:channels] / total
+        var = sums[channels:2 * channels] / total - mean ** 2
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                unbiased = var * total / max(total.item() - 1, 1)
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(unbiased, self.momentum)
+        shape = (1, channels, 1, 1)
+        out = (x.float() - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(x.dtype)
+
+
+def to_cross_rank_batch_norm(net):
+    """Replace every batch norm of `net` (BatchNorm2d or SyncBatchNorm) by CrossRankBatchNorm2d,
+    keeping its parameters and statistics; returns `net`."""
+    for name, child in net.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, CrossRankBatchNorm2d):
+            replacement = CrossRankBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                               child.track_running_stats)
+            replacement.load_state_dict(child.state_dict())
+            setattr(net, name, replacement.to(next(child.buffers(), torch.empty(0)).device))
+        else:
+            to_cross_rank_batch_norm(child)
+    return net

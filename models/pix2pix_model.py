@@ -58,7 +58,7 @@ class Pix2PixModel(BaseModel):
     def backward_G(self):
         with self.autocast():
             fake_pair = torch.cat((self.real_A, self.fake_B.to(self.real_A.dtype)), 1)
-            self.loss_G_GAN = self.criterionGAN(self.netD(fake_pair), True)
+            self.loss_G_GAN = self.criterionGAN(self.without_sync(self.netD)(fake_pair), True)
             self.loss_G_L1 = l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
             self.loss_G = self.loss_G_GAN + self.loss_G_L1
         self.backward(self.loss_G, self.optimizer_G)

@@ -19,7 +19,7 @@ from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
-from util.device import AMP_CHOICES, setup_device
+from util.device import AMP_CHOICES, quiet_unless_main, setup_device
 from util.errors import UserError
 from util.log import logger
 
@@ -164,6 +164,9 @@ class BaseOptions:
                        help="compile the networks with torch.compile (the first iteration takes longer)")
         g.add_argument("--no_tf32", action="store_true",
                        help="CUDA: do not use TF32 for fp32 convolutions and matrix products")
+        g.add_argument("--dist_timeout", type=int, default=1800,
+                       help="under torchrun: seconds a collective may wait for the other processes before the "
+                            "job fails with an error instead of hanging")
         g.add_argument("--seed", type=int, default=None,
                        help="seed Python, NumPy and torch random generators for a repeatable run (default: not seeded)")
         g = parser.add_argument_group("model")
@@ -230,6 +233,7 @@ class BaseOptions:
 
     def parse(self, argv=None):
         """Parse `argv` (default: sys.argv[1:]), print the options and return them (see `save`)."""
+        quiet_unless_main()
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = self.build_parser(argv)
         opt = parser.parse_args(argv)
@@ -248,7 +252,7 @@ class BaseOptions:
         self.check_writable(opt)
         setup_device(opt)
         if opt.seed is not None:
-            seed_everything(opt.seed)
+            seed_everything(opt.seed + opt.rank)  # ranks draw different numbers; DDP copies rank 0's initial weights
         return opt
 
     def finalize(self, opt, parser, explicit):

@@ -101,7 +101,7 @@ CASES = [
     ("aligned odd width", "train.py", setup_odd_aligned, ["--model", "pix2pix", "--netG", "unet_128"], 2,
      r"odd width .*combine_A_and_B"),
     ("input_nc impossible", "train.py", unaligned, ["--input_nc", "2"], 2, r"1 or 3"),
-    ("batch larger than dataset", "train.py", unaligned, ["--batch_size", "9"], 2, r"--batch_size 9 is larger .*\(4 images\)"),
+    ("batch larger than dataset", "train.py", unaligned, ["--batch_size", "9"], 2, r"--batch_size 9 x 1 process\(es\) is larger .*\(4 images\)"),
     ("checkpoints_dir unwritable", "train.py", setup_file_in_the_way, ["--checkpoints_dir", "afile/ck"], 2,
      r"cannot write to --checkpoints_dir"),
     ("name holds another run", "train.py", None, ["--name", "existing"], 2,

@@ -276,3 +276,19 @@ def test_epoch_order_and_items_replay_exactly(unaligned_root):
     assert all(torch.equal(x["B"], y["B"]) for x, y in zip(resumed, first[1:]))
     loader.set_epoch(4)
     assert loader.sampler.order != order or [b["B_paths"] for b in loader] != [b["B_paths"] for b in first]
+
+
+def test_ranks_share_each_epoch_without_overlap():
+    samplers = [data.EpochSampler(10, 10, shuffle=True, seed=3, rank=rank, world_size=3, batch_size=2)
+                for rank in range(3)]
+    for sampler in samplers:
+        sampler.set_epoch(2, start=1)  # resuming after the first image
+    shares = [list(sampler) for sampler in samplers]
+    assert len({len(share) for share in shares}) == 1  # the same number of items on every rank
+    taken = [index for share in shares for index, _ in share]
+    order = samplers[0].order
+    assert set(taken) == set(order[1:]) and len(taken) == 9  # 9 remaining, a multiple of 3: no padding
+    single = data.EpochSampler(10, 10, shuffle=True, seed=3)
+    single.set_epoch(2, start=1)
+    seeds = dict(single)
+    assert all(seeds[index] == seed for share in shares for index, seed in share)  # same augmentation

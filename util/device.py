@@ -1,13 +1,18 @@
-"""Device and precision, decided once from the options and passed down in `opt`.
+"""Device, precision and distribution, decided once from the options and passed down in `opt`.
 
-`setup_device(opt)` turns --gpu_ids into `opt.gpu_ids`/`opt.device`, checks that --amp fits the
-device, and sets the backend switches (TF32, cuDNN autotuning, determinism). `autocast(opt)` gives
-the mixed-precision context every model wraps its forward passes in.
+`setup_device(opt)` turns --gpu_ids into `opt.gpu_ids`/`opt.device`, joins torchrun's process group
+when there is one, checks that --amp fits the device, and sets the backend switches (TF32, cuDNN
+autotuning, determinism). `autocast(opt)` gives the mixed-precision context every model wraps its
+forward passes in; the helpers below wrap networks for DDP and let ranks agree on small things.
 """
 import contextlib
+import datetime
+import logging
 import os
+import sys
 
 import torch
+import torch.distributed as dist
 
 from .errors import UserError
 from .log import logger
@@ -53,11 +58,39 @@ AMP_CHOICES = ("none", "bf16", "fp16")
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def launch_rank():
+    """This process's rank when started by torchrun (RANK), else 0."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def quiet_unless_main():
+    """Only rank 0 prints: other processes of a torchrun job send stdout nowhere and log errors only."""
+    if launch_rank() != 0:
+        sys.stdout = open(os.devnull, "w")
+        logger.setLevel(logging.ERROR)
+
+
 def setup_device(opt):
-    """Resolve the device and precision of `opt` (adds opt.gpu_ids as a list and opt.device) and
-    configure the backends; UserError when --amp cannot run on that device."""
-    opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
-    opt.device = device_for(opt.gpu_ids)
+    """Resolve the device, precision and process group of `opt` (adds opt.gpu_ids as a list,
+    opt.device, opt.rank, opt.world_size, opt.is_main) and configure the backends; UserError when
+    --amp cannot run on that device.
+
+    Under torchrun (WORLD_SIZE > 1) each process takes GPU LOCAL_RANK and joins an NCCL process
+    group, or a gloo one on the CPU (--gpu_ids -1 or no CUDA). Without torchrun nothing changes.
+    """
+    opt.rank, opt.world_size = launch_rank(), int(os.environ.get("WORLD_SIZE", "1"))
+    opt.is_main = opt.rank == 0
+    if opt.world_size > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = torch.cuda.is_available() and str(opt.gpu_ids).strip() != "-1"
+        opt.gpu_ids = [local_rank] if use_cuda else []
+        opt.device = device_for(opt.gpu_ids)
+        if use_cuda:
+            torch.cuda.set_device(opt.device)
+        init_process_group(opt, "nccl" if use_cuda else "gloo")
+    else:
+        opt.gpu_ids = resolve_gpu_ids(opt.gpu_ids)
+        opt.device = device_for(opt.gpu_ids)
     check_amp(opt.amp, opt.device)
     deterministic = getattr(opt, "deterministic", False)
     if deterministic:
@@ -68,6 +101,69 @@ def setup_device(opt):
         torch.backends.cudnn.benchmark = not deterministic  # fixed crop sizes: autotuning pays off
         torch.backends.cuda.matmul.allow_tf32 = not opt.no_tf32
         torch.backends.cudnn.allow_tf32 = not opt.no_tf32
+
+
+_control_group = None  # a gloo group for small host-side agreements (stop flags, epoch losses)
+
+
+def init_process_group(opt, backend):
+    """Join torchrun's process group; collectives that wait longer than --dist_timeout fail loudly
+    instead of hanging, and torchrun then ends the whole job."""
+    global _control_group
+    timeout = datetime.timedelta(seconds=opt.dist_timeout)
+    dist.init_process_group(backend=backend, timeout=timeout)
+    _control_group = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else dist.group.WORLD
+
+
+def distributed():
+    """Whether this process is one of several in a torchrun job."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def all_ranks_agree(flag):
+    """True when `flag` is true on any rank (e.g. one rank received SIGTERM); no GPU synchronisation."""
+    if not distributed():
+        return bool(flag)
+    value = torch.tensor([1 if flag else 0])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_control_group)
+    return bool(value.item())
+
+
+def mean_over_ranks(value):
+    """The mean of a Python float over all ranks (the value itself without torchrun)."""
+    if not distributed():
+        return value
+    total = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(total, group=_control_group)
+    return total.item() / dist.get_world_size()
+
+
+def gather_to_main(items):
+    """Rank 0 gets the concatenation of every rank's list `items` (others get []); a plain list without torchrun."""
+    if not distributed():
+        return list(items)
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(list(items), gathered, dst=0, group=_control_group)
+    return [item for part in gathered for item in part] if gathered else []
+
+
+def sync_batch_norm(net, opt):
+    """Under torchrun, batch norm (--norm batch or syncbatch) computes its statistics over all ranks:
+    PyTorch's SyncBatchNorm on GPUs, our CrossRankBatchNorm2d elsewhere (SyncBatchNorm is GPU-only)."""
+    if not (distributed() and opt.norm in ("batch", "syncbatch")):
+        return net
+    if opt.device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    from models.norms import to_cross_rank_batch_norm
+    return to_cross_rank_batch_norm(net)
+
+
+def data_parallel(net, opt):
+    """Under torchrun, wrap `net` in DistributedDataParallel (gradients averaged over ranks)."""
+    if not distributed():
+        return net
+    device_ids = [opt.device.index] if opt.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids)
 
 
 def check_amp(amp, device):

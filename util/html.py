@@ -86,24 +86,34 @@ class HTML:
         return page_path
 
 
-def save_result_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
-    """Save one test image's visuals as `images/<stem>_<label>.png` and add them as one row.
+def write_result_images(image_dir, visuals, image_path, aspect_ratio=1.0):
+    """Save one test image's visuals as `<image_dir>/<stem>_<label>.png`; return its page row.
 
-    webpage: the HTML page the row is added to (its `image_dir` receives the files).
     visuals: dict label -> tensor (C, H, W) or (1, C, H, W) in [-1, 1] for one source image.
     image_path: path of the source image; its file name without extension names the outputs.
     aspect_ratio: width/height factor applied when saving (test.py's --aspect_ratio).
-    width: display width of each picture on the page, in pixels.
-    Returns the paths of the written files.
+    Returns (stem, image paths relative to the page, labels), what `add_result_row` shows.
     """
     stem = os.path.splitext(os.path.basename(os.fspath(image_path)))[0]
-    webpage.add_header(stem)
-    written, rel_paths = [], []
+    rel_paths = []
     for label, tensor in visuals.items():
         file_name = f"{stem}_{label}.png"
-        full_path = os.path.join(webpage.image_dir, file_name)
-        save_image(tensor2im(tensor), full_path, aspect_ratio=aspect_ratio)
-        written.append(full_path)
+        save_image(tensor2im(tensor), os.path.join(image_dir, file_name), aspect_ratio=aspect_ratio)
         rel_paths.append(f"{IMAGE_FOLDER}/{file_name}")
-    webpage.add_images(rel_paths, list(visuals), rel_paths, width=width)
-    return written
+    return stem, rel_paths, list(visuals)
+
+
+def add_result_row(webpage, row, width=256):
+    """Add a row from `write_result_images` to `webpage`: a header with the stem, then the pictures.
+    width: display width of each picture on the page, in pixels."""
+    stem, rel_paths, labels = row
+    webpage.add_header(stem)
+    webpage.add_images(rel_paths, labels, rel_paths, width=width)
+
+
+def save_result_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256):
+    """Save one test image's visuals and add them to `webpage` as one row (see write_result_images).
+    Returns the paths of the written files."""
+    row = write_result_images(webpage.image_dir, visuals, image_path, aspect_ratio)
+    add_result_row(webpage, row, width)
+    return [os.path.join(webpage.web_dir, rel_path) for rel_path in row[1]]

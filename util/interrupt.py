@@ -1,9 +1,8 @@
 """Stop training cleanly on Ctrl-C (SIGINT) or SIGTERM: finish the iteration, save, exit 0.
 
 The first signal only sets `requested`; the training loop checks it after each iteration, saves
-the full state and prints how to resume. A second signal ends the process at once (exit status
-128 + signal number), even in the middle of a save: saves are atomic, so the previous checkpoint
-stays valid.
+the full state and prints how to resume. A second Ctrl-C ends the process at once (exit status
+130), even in the middle of a save: saves are atomic, so the previous checkpoint stays valid.
 """
 import os
 import signal
@@ -33,7 +32,9 @@ class GracefulStop:
 
     def _handle(self, signum, frame):
         if self.requested is not None:
-            # Second signal: leave now. os._exit, because an exception raised here could land inside
+            if signum != signal.SIGINT:
+                return  # a repeated SIGTERM (torchrun sends its own after the scheduler's) changes nothing
+            # A second Ctrl-C: leave now. os._exit, because an exception raised here could land inside
             # library code that swallows it, and the user asked to stop at once.
             print("\nstopped at once; the last complete checkpoint is kept", file=sys.stderr, flush=True)
             os._exit(128 + signum)

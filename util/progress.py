@@ -25,10 +25,11 @@ class _LineStream:
         self.stream.flush()
 
 
-def progress_bar(total, desc, unit="img", stream=None):
-    """A tqdm bar over `total` units (images by default) labelled `desc`; stream defaults to stderr."""
+def progress_bar(total, desc, unit="img", stream=None, disable=False):
+    """A tqdm bar over `total` units (images by default) labelled `desc`; stream defaults to stderr;
+    disable: show nothing (ranks other than 0 of a torchrun job)."""
     stream = stream or sys.stderr
     interactive = stream.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=False, dynamic_ncols=interactive,
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=False, dynamic_ncols=interactive, disable=disable,
                 file=stream if interactive else _LineStream(stream), ascii=not interactive,
                 mininterval=0.1 if interactive else _LOG_INTERVAL_S, smoothing=0.1)

@@ -207,6 +207,8 @@ def guard_existing_run(opt):
     saved = checkpoint.saved_prefixes(save_dir) if os.path.isdir(save_dir) else []
     if not saved or opt.continue_train:
         return
+    if opt.overwrite and int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 alone moves the old files
     if not opt.overwrite:
         raise UserError(f"{save_dir} already holds a training run (saved: {', '.join(saved)}); pass --continue_train "
                         "to resume it, --overwrite to start over (its files are kept aside), or choose another --name")

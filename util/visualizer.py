@@ -294,3 +294,16 @@ def labels_table(labels, ncols):
     rows = ["".join(f"<td>{html.escape(label)}</td>" for label in labels[start:start + ncols])
             for start in range(0, len(labels), ncols)]
     return "<table>" + "".join(f"<tr>{row}</tr>" for row in rows) + "</table>"
+
+
+class SilentVisualizer:
+    """The visualizer of ranks other than 0 in a torchrun job: every call does nothing, so that only
+    rank 0 writes logs, pages and visdom windows."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: ""
+
+
+def visualizer_for(opt):
+    """A Visualizer on rank 0 (or without torchrun), a SilentVisualizer on the other ranks."""
+    return Visualizer(opt) if getattr(opt, "is_main", True) else SilentVisualizer()

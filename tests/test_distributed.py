@@ -1,0 +1,126 @@
+"""torchrun (DDP on the CPU with gloo): end-to-end runs, equivalence with one process, resume."""
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT, write_images
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
+        "--num_threads", "0", "--load_size", "36", "--crop_size", "32", "--seed", "0"]
+
+
+def run(command, cwd):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result
+
+
+def script(name):
+    return str(REPO_ROOT / name)
+
+
+def test_train_and_test_under_torchrun(tmp_path, unaligned_root):
+    common = ["--dataroot", unaligned_root, "--name", "ddp", "--checkpoints_dir", tmp_path / "ck"]
+    result = run([*TORCHRUN, script("train.py"), *map(str, common), *TINY, "--n_epochs", "1", "--n_epochs_decay",
+                  "1", "--print_freq", "2"], tmp_path)
+    assert "batch size 1 per process x 2 process(es) = 2" in result.stdout
+    assert result.stdout.count("End of epoch 1 / 2") == 1 and result.stdout.count("training finished") == 1
+    folder = tmp_path / "ck" / "ddp"
+    log_lines = [line for line in (folder / "loss_log.txt").read_text().splitlines() if line.startswith("(")]
+    assert [re.match(r"\(epoch: (\d), iters: (\d)", line).groups() for line in log_lines] == \
+        [("1", "2"), ("1", "4"), ("2", "2"), ("2", "4")]
+    state = torch.load(folder / "latest_state.pth", weights_only=True)
+    assert state["progress"]["total_iters"] == 8 and state["progress"]["epoch"] == 3
+    assert (folder / "web" / "index.html").is_file() and not list(folder.glob(".tmp_*"))
+
+    result = run([*TORCHRUN, script("test.py"), *map(str, common), "--model", "cycle_gan", "--gpu_ids", "-1",
+                  "--crop_size", "32", "--results_dir", str(tmp_path / "results")], tmp_path)
+    assert result.stdout.count("results: ") == 1
+    page = (tmp_path / "results" / "ddp" / "test_latest" / "index.html").read_text()
+    stems = re.findall(r"<h3>(.*?)</h3>", page)
+    assert stems == ["img_000", "img_001", "img_002"]  # 3 test images, each once, in order
+    assert len(list((tmp_path / "results" / "ddp" / "test_latest" / "images").iterdir())) == 18
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, norm):
+    flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--norm", norm]
+    run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
+    run([sys.executable, script("tests/helpers/one_step.py"), str(tmp_path / "single.pt"), "--batch_size", "2",
+         *flags], tmp_path)
+    ddp, single = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "single.pt")
+    assert ddp.keys() == single.keys() and len(ddp) > 80
+    for key, (param, grad) in single.items():
+        ddp_param, ddp_grad = ddp[key]
+        if grad is None:  # batch-norm running statistics: gathered over both processes
+            assert torch.allclose(ddp_param.float(), param.float(), rtol=1e-4, atol=1e-6), key
+            continue
+        # The averaged gradient, to float rounding (sums run in another order; biases in front of an
+        # instance norm have a zero gradient in exact arithmetic, so only rounding noise around 1e-6).
+        assert (ddp_grad - grad).norm() <= 1e-4 * grad.norm() + 1e-5, key
+        # Adam's first step moves each weight by about lr * sign(gradient): compare where the sign is clear.
+        clear = grad.abs() > 1e-5
+        assert torch.allclose(ddp_param[clear], param[clear], atol=1e-6), key
+
+
+def test_resume_under_torchrun_with_two_then_one_process(tmp_path):
+    root = tmp_path / "data"
+    write_images(root / "trainA", 6, seed=1)
+    write_images(root / "trainB", 5, seed=2)
+    common = [*TINY, "--dataroot", str(root), "--name", "r", "--checkpoints_dir", str(tmp_path / "ck"),
+              "--n_epochs", "40", "--n_epochs_decay", "0", "--print_freq", "2", "--ngf", "16", "--ndf", "16"]
+    process = subprocess.Popen([*TORCHRUN, script("train.py"), *common], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"))
+    try:
+        for line in process.stdout:
+            if line.startswith("(epoch: 2"):
+                break
+        process.send_signal(signal.SIGTERM)  # to torchrun, which passes it on to both workers
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "stopped by SIGTERM" in out and "resume with:" in out, out[-3000:]
+    stopped = torch.load(tmp_path / "ck" / "r" / "latest_state.pth", weights_only=True)["progress"]
+    assert 2 <= stopped["epoch"] < 40
+
+    resumed = [arg if arg != "40" else str(stopped["epoch"] + 1) for arg in common]
+    result = run([*TORCHRUN, script("train.py"), *resumed, "--continue_train"], tmp_path)
+    assert f"continuing from {tmp_path / 'ck' / 'r' / 'latest_state.pth'}: epoch {stopped['epoch']}" in result.stdout
+    after_two = torch.load(tmp_path / "ck" / "r" / "latest_state.pth", weights_only=True)["progress"]
+    assert after_two["epoch"] == stopped["epoch"] + 2
+
+    resumed = [arg if arg != "40" else str(stopped["epoch"] + 2) for arg in common]
+    result = run([sys.executable, script("train.py"), *resumed, "--continue_train"], tmp_path)
+    assert "batch size 1 per process x 1 process(es)" in result.stdout
+    final = torch.load(tmp_path / "ck" / "r" / "latest_state.pth", weights_only=True)["progress"]
+    assert final["epoch"] == stopped["epoch"] + 3
+    assert final["total_iters"] == after_two["total_iters"] + 6
+
+
+def test_a_killed_rank_ends_the_whole_job(tmp_path, unaligned_root):
+    command = [*TORCHRUN, script("train.py"), "--dataroot", str(unaligned_root), "--name", "k", "--checkpoints_dir",
+               str(tmp_path / "ck"), *TINY, "--n_epochs", "500", "--print_freq", "1"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in process.stdout:
+            if line.startswith("(epoch:"):
+                break
+        workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2
+        os.kill(int(workers[-1]), signal.SIGKILL)
+        out, _ = process.communicate(timeout=90)  # no hang: torchrun ends the other rank too
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode != 0 and "Signal 9 (SIGKILL)" in out
+    assert not subprocess.run(["pgrep", "-f", f"{tmp_path}/ck"], capture_output=True).stdout
