@@ -44,21 +44,22 @@ class Trainer:
         self.opt, self.dataset, self.model, self.visualizer, self.progress = opt, dataset, model, visualizer, progress
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.last_epoch = opt.n_epochs + opt.n_epochs_decay
-        # (images, epoch) where the losses first stopped being finite; kept on the device, so that
-        # watching costs no synchronisation until it is read at print and save time.
-        self.first_bad = torch.full((2,), -1, dtype=torch.long, device=opt.device)
+        # Image count and epoch where the losses first stopped being finite; kept on the device (and
+        # updated with Python scalars, which need no copy), so watching costs no synchronisation
+        # until they are read at print and save time.
+        self.first_bad_image = torch.full((), -1, dtype=torch.long, device=opt.device)
+        self.first_bad_epoch = torch.full((), -1, dtype=torch.long, device=opt.device)
         self.first_iteration_timed = not opt.compile
 
     def watch_losses(self):
         """Remember the first iteration whose losses are NaN or infinite (no synchronisation)."""
-        progress = self.progress
-        here = torch.tensor([progress.total_iters, progress.epoch], device=self.opt.device)
-        newly_bad = ~self.model.losses_finite() & (self.first_bad[0] < 0)
-        self.first_bad = torch.where(newly_bad, here, self.first_bad)
+        newly_bad = ~self.model.losses_finite() & (self.first_bad_image < 0)
+        self.first_bad_image = torch.where(newly_bad, self.progress.total_iters, self.first_bad_image)
+        self.first_bad_epoch = torch.where(newly_bad, self.progress.epoch, self.first_bad_epoch)
 
     def check_losses(self):
         """UserError when the losses stopped being finite (so no NaN weights are ever saved)."""
-        images, epoch = self.first_bad.tolist()
+        images, epoch = int(self.first_bad_image), int(self.first_bad_epoch)
         if images >= 0:
             raise UserError(f"the losses became NaN or infinite at image {images} (epoch {epoch}); the last "
                             "checkpoint is kept: resume from it with a lower --lr, or with --amp bf16 or none "
