@@ -9,9 +9,19 @@ All configurations live in one process: each is warmed up first (compilation inc
 are timed in round-robin, a few iterations of each in turn per round, so that a machine whose speed
 drifts slows them all alike; the median over rounds is reported. Prints one table, then one
 `BENCH {json}` line per configuration (also appended to --json PATH).
+
+Under torchrun it measures data-parallel training instead (training only: inference, FLOPs, memory
+and --peak are skipped). Every process builds the same configurations, DDP-wrapped as train.py does,
+trains on its own synthetic batch of --batch_size, and times the same iterations between barriers;
+rank 0 prints each process's img/s, their sum, and the scaling efficiency against a single-process
+run's --json file given as --baseline:
+
+    python scripts/benchmark.py --device cpu --config amp=none --json single.jsonl
+    torchrun --standalone --nproc_per_node=2 scripts/benchmark.py --device cpu --config amp=none --baseline single.jsonl
 """
 import argparse
 import contextlib
+import copy
 import gc
 import io
 import itertools
@@ -26,14 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models import create_model  # noqa: E402  (the repository root is on the path only now)
 from models.generators import GENERATOR_CHOICES  # noqa: E402
+from options.base_options import seed_everything  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
-from util.device import AMP_CHOICES  # noqa: E402
+from util.device import AMP_CHOICES, check_amp, gather_to_main, quiet_unless_main  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 # The tensor type a configuration's convolutions mostly run in (for its hardware peak).
@@ -41,6 +53,8 @@ PRECISION_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch
 PEAK_CONV_CHANNELS, PEAK_CONV_SIZE = 256, 64
 PEAK_TIME_BUDGET_S = 1.0  # seconds of timed convolutions per precision
 MIB = 2 ** 20
+# Record fields that define the work measured: a --baseline figure must match all of them.
+WORKLOAD_KEYS = ("config", "model", "netG", "ngf", "ndf", "crop_size", "batch_size", "device")
 
 
 @dataclass(frozen=True)
@@ -104,24 +118,36 @@ def configurations(args):
     return list(dict.fromkeys(configs))
 
 
-def build_model(args, config, workdir):
-    """Build and set up a training model through the tool's options (their printout silenced)."""
+def parse_tool_options(args, workdir):
+    """The tool's training options for the benchmark's model (their printout silenced), parsed once
+    per process: parsing sets up the device and, under torchrun, joins the process group (CPU: gloo;
+    CUDA: NCCL on GPU LOCAL_RANK), which can happen only once."""
     argv = ["--dataroot", workdir, "--checkpoints_dir", workdir, "--name", "bench", "--display_id", "0",
             "--gpu_ids", "0" if args.device == "cuda" else "-1", "--seed", "0", "--model", args.model,
             "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--crop_size", str(args.crop_size),
-            "--load_size", str(args.crop_size), "--batch_size", str(args.batch_size), *config.flags()]
+            "--load_size", str(args.crop_size), "--batch_size", str(args.batch_size)]
     if args.netG:
         argv += ["--netG", args.netG]
     with contextlib.redirect_stdout(io.StringIO()):
-        opt = TrainOptions().parse(argv)
+        return TrainOptions().parse(argv)
+
+
+def build_model(base_opt, config):
+    """Build and set up a training model of `config` (DDP-wrapped under torchrun, as in train.py);
+    base_opt: the parsed options, copied with the config's flags; UserError when the device cannot run it."""
+    opt = copy.copy(base_opt)
+    opt.amp, opt.channels_last, opt.compile = config.amp, config.channels_last, config.compile
+    check_amp(opt.amp, opt.device)  # the check option parsing makes for --amp
+    seed_everything(opt.seed + opt.rank)  # every configuration starts from the same weights, as a fresh parse would
     model = create_model(opt)
     model.setup()
     return model
 
 
-def make_batch(args):
-    """A synthetic batch as the data loader gives it: images in [-1, 1] on the CPU (pinned for CUDA)."""
-    generator = torch.Generator().manual_seed(0)
+def make_batch(args, seed):
+    """A synthetic batch as the data loader gives it: images in [-1, 1] on the CPU (pinned for CUDA);
+    seed: which images (each rank of a torchrun job draws its own)."""
+    generator = torch.Generator().manual_seed(seed)
     shape = (args.batch_size, 3, args.crop_size, args.crop_size)
     images = [torch.rand(shape, generator=generator) * 2 - 1 for _ in range(2)]
     if args.device == "cuda":
@@ -160,10 +186,9 @@ def time_inference(model, batch, iterations, device):
     return time.perf_counter() - start
 
 
-def count_flops(args, workdir):
+def count_flops(args, base_opt, batch):
     """(FLOPs of one training iteration, inference FLOPs per image), counted on a fresh fp32 eager model."""
-    model = build_model(args, Config(), workdir)
-    batch = make_batch(args)
+    model = build_model(base_opt, Config())
     with FlopCounterMode(display=False) as counter:
         model.set_input(batch)
         model.optimize_parameters()
@@ -205,17 +230,19 @@ def peak_memory(device):
         return 0
 
 
-def prepare(args, config, workdir, batch):
-    """Build `config`'s model and warm it up (training and inference); None when the tool refuses it."""
+def prepare(args, base_opt, config, batch):
+    """Build `config`'s model and warm it up (training, and inference without torchrun); None when the
+    tool refuses it (every rank refuses alike, so the ranks keep building the same configurations)."""
     before = cuda_memory_in_use(args.device)
     try:
-        model = build_model(args, config, workdir)
+        model = build_model(base_opt, config)
     except UserError as err:
         print(f"note: skipping {config.label}: {err}")
         return None
     first_iteration_s = time_training(model, batch, 1, args.device)
     time_training(model, batch, args.warmup - 1, args.device)
-    time_inference(model, batch, 1, args.device)
+    if base_opt.world_size == 1:
+        time_inference(model, batch, 1, args.device)
     resident = None if before is None else cuda_memory_in_use(args.device) - before
     return Run(config, model, resident, first_iteration_s)
 
@@ -233,6 +260,19 @@ def measure_round(run, args, batch):
     run.peak_bytes = max(run.peak_bytes, peak)
     run.train_rates.append(args.iters / train_s)
     run.infer_rates.append(args.inference_iters * args.batch_size / infer_s)
+
+
+def barrier(opt):
+    """Wait until every rank gets here (NCCL: on this rank's GPU)."""
+    dist.barrier(device_ids=[opt.device.index] if opt.device.type == "cuda" else None)
+
+
+def measure_distributed_round(run, args, opt, batch):
+    """Time one round of `run` on this rank: --iters training iterations, started together on all ranks."""
+    barrier(opt)
+    train_s = time_training(run.model, batch, args.iters, args.device)
+    barrier(opt)  # no rank starts the next configuration while another still times this one
+    run.train_rates.append(args.iters / train_s)
 
 
 def conv_peak_flops(device, amp):
@@ -284,6 +324,16 @@ def device_name(device):
         return platform.processor() or "cpu"
 
 
+def settings_record(run, args):
+    """The settings of one configuration's measurement, as a flat dict."""
+    return {
+        "config": run.config.label, "model": args.model, "netG": run.model.opt.netG, "ngf": args.ngf, "ndf": args.ndf,
+        "crop_size": args.crop_size, "batch_size": args.batch_size, "device": args.device,
+        "amp": run.config.amp, "channels_last": run.config.channels_last, "compile": run.config.compile,
+        "warmup": args.warmup, "iters": args.iters, "rounds": args.rounds,
+    }
+
+
 def result_record(run, first, args, flops, peaks):
     """Every number of one configuration, with its settings and environment, as a flat dict."""
     train_flops, infer_flops_per_image = flops
@@ -291,10 +341,7 @@ def result_record(run, first, args, flops, peaks):
     achieved = train_flops * train_rate
     peak = peaks.get(run.config.amp)
     return {
-        "config": run.config.label, "model": args.model, "netG": run.model.opt.netG, "ngf": args.ngf, "ndf": args.ndf,
-        "crop_size": args.crop_size, "batch_size": args.batch_size, "device": args.device,
-        "amp": run.config.amp, "channels_last": run.config.channels_last, "compile": run.config.compile,
-        "warmup": args.warmup, "iters": args.iters, "rounds": args.rounds, "inference_iters": args.inference_iters,
+        **settings_record(run, args), "inference_iters": args.inference_iters, "world_size": 1,
         "train_it_s": train_rate, "train_img_s": train_rate * args.batch_size,
         "train_it_s_rounds": run.train_rates,
         # Per-round ratios: both sides of each ratio ran moments apart on the same machine state.
@@ -310,6 +357,59 @@ def result_record(run, first, args, flops, peaks):
     }
 
 
+def distributed_record(run, args, opt, rank_rates, baselines):
+    """Every number of one configuration under torchrun, as a flat dict (rank 0 only).
+
+    rank_rates: each rank's training it/s per round, in rank order; baselines: single-process train
+    img/s by workload (see read_baselines), or None without --baseline.
+    """
+    record = settings_record(run, args)
+    per_rank_rounds = [[rate * args.batch_size for rate in rates] for rates in rank_rates]
+    per_rank = [statistics.median(rounds) for rounds in per_rank_rounds]
+    total = sum(per_rank)
+    single = (baselines or {}).get(workload(record))
+    return {
+        **record, "world_size": opt.world_size, "backend": dist.get_backend(),
+        "per_rank_img_s": per_rank, "per_rank_img_s_rounds": per_rank_rounds, "total_img_s": total,
+        "baseline_img_s": single, "efficiency": total / (opt.world_size * single) if single else None,
+        "torch": torch.__version__, "device_name": device_name(args.device), "threads": torch.get_num_threads(),
+    }
+
+
+def workload(record):
+    """The fields of a record that define the work measured (to match a --baseline line)."""
+    return tuple(record.get(key) for key in WORKLOAD_KEYS)
+
+
+def read_baselines(path):
+    """{workload: train img/s} from the single-process lines of a --json file (a later line wins)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as err:
+        raise UserError(f"cannot read --baseline {path!r} ({err.strerror}); give a file a single-process run "
+                        "wrote with --json")
+    baselines = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError:
+            raise UserError(f"--baseline {path!r} line {number} is not JSON; give a file a single-process run "
+                            "wrote with --json")
+        if isinstance(record, dict) and record.get("world_size", 1) == 1 and "train_img_s" in record:
+            baselines[workload(record)] = record["train_img_s"]
+    return baselines
+
+
+def aligned(header, rows):
+    """An aligned text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[column]) for row in [header] + rows) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
+                       for column, (cell, width) in enumerate(zip(row, widths))) for row in [header] + rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
 def format_table(records):
     """The aligned results table, one row per configuration."""
     header = ["config", "train it/s", "img/s", "infer img/s", "speed-up", "peak mem MiB", "GFLOP/iter",
@@ -318,11 +418,16 @@ def format_table(records):
              f"{r['speedup_vs_first']:.2f}x", f"{r['peak_mem_bytes'] / MIB:.0f}", f"{r['train_flops_per_iter'] / 1e9:.2f}",
              f"{r['achieved_flop_s'] / 1e12:.4f}",
              "-" if r["fraction_of_peak"] is None else f"{100 * r['fraction_of_peak']:.1f}"] for r in records]
-    widths = [max(len(row[column]) for row in [header] + rows) for column in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) if column == 0 else cell.rjust(width)
-                       for column, (cell, width) in enumerate(zip(row, widths))) for row in [header] + rows]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return aligned(header, rows)
+
+
+def format_distributed_table(records):
+    """The aligned results table of a torchrun run, one row per configuration."""
+    header = ["config", "per-process img/s (rank 0, 1, ...)", "total img/s", "1-process img/s", "efficiency"]
+    rows = [[r["config"], " ".join(f"{rate:.2f}" for rate in r["per_rank_img_s"]), f"{r['total_img_s']:.2f}",
+             "unknown" if r["baseline_img_s"] is None else f"{r['baseline_img_s']:.2f}",
+             "unknown" if r["efficiency"] is None else f"{100 * r['efficiency']:.1f}%"] for r in records]
+    return aligned(header, rows)
 
 
 def explanations(args, peaks):
@@ -341,6 +446,24 @@ def explanations(args, peaks):
         lines.append(f"% of peak: achieved FLOP/s over a {PEAK_CONV_CHANNELS}->{PEAK_CONV_CHANNELS} 3x3 conv's "
                      f"forward throughput on {PEAK_CONV_SIZE}x{PEAK_CONV_SIZE} images in the config's precision: "
                      f"{measured}")
+    return lines
+
+
+def distributed_explanations(args, opt, records):
+    """Lines that say how a torchrun run's columns were measured."""
+    if args.baseline is None:
+        baseline = "unknown without --baseline (a single-process run's --json file)"
+    else:
+        baseline = (f"read from --baseline {args.baseline} for the same {', '.join(WORKLOAD_KEYS)}; unknown where "
+                    "it holds no single-process line for them")
+    lines = [f"per-process img/s: median over {args.rounds} round(s) of {args.iters} training iteration(s) on a batch "
+             f"of {args.batch_size}, timed by each of the {opt.world_size} processes between barriers (DDP, "
+             f"{dist.get_backend()})",
+             "total img/s: their sum; efficiency: total / (processes x 1-process img/s), the 1-process img/s " + baseline,
+             "under torchrun only training is timed: inference, FLOP counting, memory peaks and --peak are skipped"]
+    if any(record["efficiency"] is None for record in records) and args.baseline is not None:
+        lines.append(f"note: --baseline {args.baseline} has no single-process line for some configurations; "
+                     "run the benchmark without torchrun with the same flags and --json to get one")
     return lines
 
 
@@ -370,6 +493,8 @@ def parse_arguments(argv):
     parser.add_argument("--peak", action="store_true",
                         help="also measure a large conv's throughput per precision and report each config's share of it")
     parser.add_argument("--json", metavar="PATH", help="also append the JSON lines to this file")
+    parser.add_argument("--baseline", metavar="PATH",
+                        help="under torchrun: a single-process run's --json file, for the scaling efficiency")
     args = parser.parse_args(argv)
     for name in ("ngf", "ndf", "crop_size", "batch_size", "warmup", "iters", "rounds", "inference_iters"):
         if getattr(args, name) < 1:
@@ -381,26 +506,46 @@ def parse_arguments(argv):
     return args
 
 
-@exit_on_user_error
-def main(argv=None):
-    args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    configs = configurations(args)
-    batch = make_batch(args)
-    with tempfile.TemporaryDirectory(prefix="benchmark-") as workdir:
-        flops = count_flops(args, workdir)
-        runs = [run for run in (prepare(args, config, workdir, batch) for config in configs) if run is not None]
-        if not runs:
-            raise UserError("no configuration can run on this device; choose other --amp values or --device")
-        for _ in range(args.rounds):
-            for run in runs:
-                measure_round(run, args, batch)
+def prepared_runs(args, opt, configs, batch):
+    """The warmed-up runs of the configurations this device can run; UserError when it runs none."""
+    runs = [run for run in (prepare(args, opt, config, batch) for config in configs) if run is not None]
+    if not runs:
+        raise UserError("no configuration can run on this device; choose other --amp values or --device")
+    return runs
+
+
+def benchmark_single(args, opt, configs, batch):
+    """Measure `configs` in this process alone: (table, explanation lines, records)."""
+    flops = count_flops(args, opt, batch)
+    runs = prepared_runs(args, opt, configs, batch)
+    for _ in range(args.rounds):
+        for run in runs:
+            measure_round(run, args, batch)
     # After the rounds, so that the conv's buffers do not weigh on the configurations' memory peaks.
     peaks = measure_peaks(args.device, configs) if args.peak else {}
     records = [result_record(run, runs[0], args, flops, peaks) for run in runs]
-    print(format_table(records))
-    for line in explanations(args, peaks):
+    return format_table(records), explanations(args, peaks), records
+
+
+def benchmark_distributed(args, opt, configs, batch, baselines):
+    """Measure `configs` on every rank of a torchrun job; rank 0 gets (table, explanation lines,
+    records), the other ranks None. baselines: as read_baselines returns, or None."""
+    runs = prepared_runs(args, opt, configs, batch)
+    for _ in range(args.rounds):
+        for run in runs:
+            measure_distributed_round(run, args, opt, batch)
+    rank_rates = gather_to_main([[run.train_rates for run in runs]])  # one list per rank, in rank order
+    if not opt.is_main:
+        return None
+    records = [distributed_record(run, args, opt, [rates[index] for rates in rank_rates], baselines)
+               for index, run in enumerate(runs)]
+    return format_distributed_table(records), distributed_explanations(args, opt, records), records
+
+
+def publish(args, table, notes, records):
+    """Print the table, its explanations and the BENCH lines; append the JSON lines to --json."""
+    print(table)
+    for line in notes:
         print(line)
     lines = [json.dumps(record) for record in records]
     print("\n".join("BENCH " + line for line in lines))
@@ -410,6 +555,28 @@ def main(argv=None):
                 handle.write("\n".join(lines) + "\n")
         except OSError as err:
             raise UserError(f"cannot append to --json {args.json!r} ({err.strerror}); choose a writable file")
+
+
+@exit_on_user_error
+def main(argv=None):
+    quiet_unless_main()  # under torchrun only rank 0 prints
+    args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    configs = configurations(args)
+    baselines = read_baselines(args.baseline) if args.baseline else None  # before any process waits for another
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as workdir:
+        opt = parse_tool_options(args, workdir)
+        batch = make_batch(args, seed=opt.rank)
+        if opt.world_size == 1:
+            if args.baseline:
+                raise UserError("--baseline compares a torchrun run with a single-process one; start the benchmark "
+                                "with torchrun or drop --baseline")
+            report = benchmark_single(args, opt, configs, batch)
+        else:
+            report = benchmark_distributed(args, opt, configs, batch, baselines)
+    if report is not None:
+        publish(args, *report)
 
 
 if __name__ == "__main__":

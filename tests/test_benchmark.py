@@ -1,7 +1,11 @@
-"""scripts/benchmark.py runs its configurations side by side and reports sound numbers (smoke tests, no timing asserts)."""
+"""scripts/benchmark.py runs its configurations side by side, alone or under torchrun, and reports sound numbers
+(smoke tests, no timing asserts)."""
 import importlib.util
 import itertools
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -117,3 +121,53 @@ def test_bad_benchmark_flags_are_user_errors(argv):
     benchmark = load_benchmark()
     with pytest.raises(UserError):
         benchmark.configurations(benchmark.parse_arguments(argv))
+
+
+def test_two_processes_report_per_process_rates_and_efficiency_once(tiny_run, tmp_path):
+    _, single_records, single_json = tiny_run
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(REPO_ROOT / "scripts" / "benchmark.py"), *TINY, "--config", "amp=none",
+               "--config", "amp=none,channels_last=1", "--config", "amp=fp16", "--baseline", str(single_json)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    process = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-4000:]
+    records = bench_records(process.stdout)
+    assert [record["config"] for record in records] == [  # once: rank 0 alone prints
+        "amp=none,channels_last=0,compile=0", "amp=none,channels_last=1,compile=0"]
+    assert process.stdout.count("under torchrun only training is timed") == 1
+    assert process.stdout.count("note: skipping amp=fp16") == 1  # every rank skips it, rank 0 alone says so
+    baselines = {record["config"]: record["train_img_s"] for record in single_records}
+    for record in records:
+        assert record["world_size"] == 2 and record["backend"] == "gloo"
+        assert len(record["per_rank_img_s"]) == 2 and all(rate > 0 for rate in record["per_rank_img_s"])
+        assert all(len(rounds) == 2 for rounds in record["per_rank_img_s_rounds"])
+        assert record["total_img_s"] == pytest.approx(sum(record["per_rank_img_s"]))
+        assert record["baseline_img_s"] == baselines[record["config"]]
+        assert record["efficiency"] > 0
+        assert record["efficiency"] == pytest.approx(record["total_img_s"] / (2 * record["baseline_img_s"]))
+        assert record["config"] in process.stdout.split("BENCH ")[0]
+
+
+def test_baselines_match_the_workload_of_single_process_lines(tmp_path):
+    benchmark = load_benchmark()
+    workload = {"config": "amp=none,channels_last=0,compile=0", "model": "cycle_gan", "netG": "resnet_6blocks",
+                "ngf": 4, "ndf": 4, "crop_size": 32, "batch_size": 1, "device": "cpu"}
+    lines = [dict(workload, train_img_s=1.0), dict(workload, train_img_s=2.0),  # the later line wins
+             dict(workload, crop_size=64, train_img_s=3.0),
+             dict(workload, world_size=2, total_img_s=9.0, train_img_s=9.0)]  # a torchrun line is no baseline
+    path = tmp_path / "single.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    baselines = benchmark.read_baselines(path)
+    assert baselines == {benchmark.workload(workload): 2.0, benchmark.workload(dict(workload, crop_size=64)): 3.0}
+    path.write_text("not json\n")
+    with pytest.raises(UserError):
+        benchmark.read_baselines(path)
+    with pytest.raises(UserError):
+        benchmark.read_baselines(tmp_path / "missing.jsonl")
+
+
+def test_baseline_without_torchrun_is_a_user_error(tiny_run, tmp_path):
+    _, _, single_json = tiny_run
+    process = run_script("scripts/benchmark.py", *TINY, "--config", "amp=none", "--baseline", single_json,
+                         cwd=tmp_path, timeout=120)
+    assert process.returncode == 2 and "--baseline" in process.stderr and "Traceback" not in process.stderr
