@@ -162,28 +162,28 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def time_training(model, batch, iterations, device):
-    """Seconds taken by `iterations` training iterations."""
+def timed(step, model, batch, iterations, device):
+    """Seconds taken by `iterations` of set_input(batch) followed by `step()` (finished device work included)."""
     synchronize(device)
     start = time.perf_counter()
     for _ in range(iterations):
         model.set_input(batch)
-        model.optimize_parameters()
+        step()
     synchronize(device)
     return time.perf_counter() - start
+
+
+def time_training(model, batch, iterations, device):
+    """Seconds taken by `iterations` training iterations."""
+    return timed(model.optimize_parameters, model, batch, iterations, device)
 
 
 def time_inference(model, batch, iterations, device):
     """Seconds taken by `iterations` calls of model.test() in eval mode (as test.py runs it)."""
     model.eval()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iterations):
-        model.set_input(batch)
-        model.test()
-    synchronize(device)
+    seconds = timed(model.test, model, batch, iterations, device)
     model.train()
-    return time.perf_counter() - start
+    return seconds
 
 
 def count_flops(args, base_opt, batch):
