@@ -6,6 +6,8 @@
 Checkpoints, options, loss logs and the training web page go to checkpoints_dir/name/. Every save
 also writes a full training state, so `--continue_train` resumes exactly where a run stopped (even
 mid-epoch). Ctrl-C or SIGTERM finishes the iteration, saves and prints the command to resume.
+With --eval_freq, quality metrics (FID/KID, PSNR/SSIM) are computed on held-out images during
+training and the best weights are kept as best_net_*.pth (see util/evaluation.py).
 See `python train.py --help` for every flag.
 """
 import os
@@ -22,6 +24,7 @@ from options.base_options import architecture_summary
 from options.train_options import TrainOptions
 from util import checkpoint, device, train_state
 from util.errors import UserError, exit_on_user_error
+from util.evaluation import BEST_PREFIX, Evaluator
 from util.interrupt import GracefulStop
 from util.log import logger
 from util.progress import progress_bar
@@ -37,11 +40,13 @@ class Trainer:
     """One training run: the epoch loop, logging, periodic saves and a clean stop on a signal.
 
     opt: parsed training options; dataset: the loader; model: the set-up model; visualizer: logs
-    and pages; progress: where the run stands (train_state.Progress).
+    and pages; progress: where the run stands (train_state.Progress); evaluator: the
+    util.evaluation.Evaluator of --eval_freq, or None.
     """
 
-    def __init__(self, opt, dataset, model, visualizer, progress):
+    def __init__(self, opt, dataset, model, visualizer, progress, evaluator=None):
         self.opt, self.dataset, self.model, self.visualizer, self.progress = opt, dataset, model, visualizer, progress
+        self.evaluator = evaluator
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.last_epoch = opt.n_epochs + opt.n_epochs_decay
         # Image count and epoch where the losses first stopped being finite; kept on the device (and
@@ -121,7 +126,8 @@ class Trainer:
         # Every epoch gets a row of visuals on the web page, even when display_freq was not reached.
         if trained_now:
             model.compute_visuals()
-            self.visualizer.display_current_results(model.get_current_visuals(), progress.epoch, True)
+            self.visualizer.display_current_results(model.get_current_visuals(), progress.epoch, True,
+                                                    progress.total_iters)
         return True
 
     def after_iteration(self, step, iter_start, data_time, bar):
@@ -130,7 +136,8 @@ class Trainer:
         if crossed(progress.total_iters, step, opt.display_freq):
             model.compute_visuals()
             self.visualizer.display_current_results(model.get_current_visuals(), progress.epoch,
-                                                    crossed(progress.total_iters, step, opt.update_html_freq))
+                                                    crossed(progress.total_iters, step, opt.update_html_freq),
+                                                    progress.total_iters)
         if crossed(progress.total_iters, step, opt.print_freq):
             self.check_losses()
             losses = model.get_current_losses()
@@ -139,17 +146,41 @@ class Trainer:
             tqdm.write(self.visualizer.print_current_losses(progress.epoch, progress.epoch_iter, losses,
                                                             compute_time, data_time,
                                                             progress=progress.epoch + fraction))
-            self.visualizer.plot_current_losses(progress.epoch, fraction, losses)
+            self.visualizer.plot_current_losses(progress.epoch, fraction, losses, progress.total_iters)
             bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()}, refresh=False)
+        if self.evaluator and opt.eval_unit == "iters" and crossed(progress.total_iters, step, opt.eval_freq):
+            self.evaluate()
         if crossed(progress.total_iters, step, opt.save_latest_freq):
             prefix = f"iter_{progress.total_iters}" if opt.save_by_iter else "latest"
             tqdm.write(f"saving the model as {prefix} (epoch {progress.epoch}, total images {progress.total_iters})")
             self.save(prefix, required=False)
 
+    def evaluate(self):
+        """Compute the metrics on the evaluation images, log them and keep the best weights (a failing
+        save of those costs one warning line). Every process takes part; rank 0 logs and saves."""
+        self.check_losses()  # NaN weights are neither scored nor kept
+        evaluation = self.evaluator.evaluate(self.model)
+        if evaluation is None:
+            return
+        progress = self.progress
+        if evaluation.improved:
+            try:
+                self.evaluator.save_best(self.model, evaluation, progress.epoch, progress.total_iters)
+            except UserError as err:
+                logger.warning(f"{err}; training goes on without updating {BEST_PREFIX}_net_*.pth")
+        position = progress.epoch + progress.epoch_iter / len(self.dataset)
+        for line in self.visualizer.log_evaluation(progress.epoch, progress.total_iters, position, evaluation,
+                                                   self.evaluator.best):
+            tqdm.write(line)
+
     def finish_epoch(self, epoch_start):
-        """Step the learning rate, move to the next epoch and save (always after the last epoch)."""
+        """Evaluate when due, step the learning rate, move to the next epoch and save (the last epoch
+        is always evaluated and saved)."""
         progress = self.progress
         epoch = progress.epoch
+        if self.evaluator and self.opt.eval_unit == "epochs" and (epoch % self.opt.eval_freq == 0
+                                                                   or epoch == self.last_epoch):
+            self.evaluate()
         mean_generator_loss = device.mean_over_ranks((progress.loss_sum / max(progress.batches, 1)).item())
         old_lr, new_lr = self.model.update_learning_rate(mean_generator_loss)
         progress.start_epoch(epoch + 1)
@@ -206,6 +237,7 @@ def main(argv=None):
     dataset = create_dataset(opt, seed=state["data"]["seed"] if state else None)
     print(f"The number of training images = {len(dataset)}; batch size {opt.batch_size} per process x "
           f"{opt.world_size} process(es) = {opt.batch_size * opt.world_size}")
+    evaluator = Evaluator(opt) if opt.eval_freq > 0 else None  # checks the evaluation images early
     model = create_model(opt)
     model.setup()
     progress = (continue_run(opt, save_dir, model, dataset, state_file, state) if opt.continue_train
@@ -213,16 +245,25 @@ def main(argv=None):
     print(model.describe_networks(opt.verbose))
     if opt.is_main:
         options.save(opt)
-    trainer = Trainer(opt, dataset, model, visualizer_for(opt), progress)
-    with GracefulStop() as stop:
-        if not trainer.run(stop):
-            trainer.save("latest")
-            print(f"stopped by {stop.requested or 'a signal to another process'}; the full state is saved in "
-                  f"{train_state.state_path(save_dir, 'latest')}")
-            print(f"resume with: {resume_command()}")
-            return
+    visualizer = visualizer_for(opt)
+    if evaluator:
+        visualizer.show_best(evaluator.best)  # a continued run's page keeps showing the earlier best
+    trainer = Trainer(opt, dataset, model, visualizer, progress, evaluator)
+    try:
+        with GracefulStop() as stop:
+            finished = trainer.run(stop)
+            if not finished:
+                trainer.save("latest")
+    except BaseException:
+        visualizer.close(failed=True)  # marks the W&B run as failed
+        raise
+    visualizer.close()
+    if not finished:
+        print(f"stopped by {stop.requested or 'a signal to another process'}; the full state is saved in "
+              f"{train_state.state_path(save_dir, 'latest')}")
+        print(f"resume with: {resume_command()}")
+        return
     print(f"training finished: weights in {save_dir}, web page {os.path.join(save_dir, 'web', 'index.html')}")
-
 
 if __name__ == "__main__":
     main()

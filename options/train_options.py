@@ -2,6 +2,8 @@
 from models.losses import GAN_MODE_CHOICES
 from models.schedulers import LR_POLICY_CHOICES
 
+from util.errors import UserError
+from util.log import logger
 from util.train_state import guard_existing_run
 
 from .base_options import BaseOptions
@@ -28,6 +30,25 @@ class TrainOptions(BaseOptions):
         g.add_argument("--print_freq", type=int, default=100, help="print and log the losses every this many images")
         g.add_argument("--no_html", action="store_true",
                        help="do not save intermediate results to checkpoints_dir/name/web/")
+        g.add_argument("--use_tensorboard", action="store_true",
+                       help="also log losses, metrics and pictures for TensorBoard, in checkpoints_dir/name/tensorboard/")
+        g.add_argument("--use_wandb", action="store_true",
+                       help="also log losses, metrics and pictures to Weights & Biases (set WANDB_MODE=offline to "
+                            "keep them local)")
+        g.add_argument("--wandb_project", type=str, default="CycleGAN-and-pix2pix", help="W&B project of the run")
+        g = parser.add_argument_group("evaluation during training")
+        g.add_argument("--eval_freq", type=int, default=0,
+                       help="compute --metrics every this many epochs (or images with --eval_unit iters) on the "
+                            "evaluation images, log them and keep the best weights as best_net_*.pth; 0: never")
+        g.add_argument("--eval_unit", type=str, default="epochs", choices=("epochs", "iters"),
+                       help="what --eval_freq counts: epochs, or iters (images, like --print_freq)")
+        g.add_argument("--eval_dataroot", type=str, default=None,
+                       help="dataset folder of the evaluation images, laid out like --dataroot (default: --dataroot)")
+        g.add_argument("--eval_phase", type=str, default="test",
+                       help="subfolder of the evaluation images: testA/testB, or test/ for aligned data")
+        g.add_argument("--best_metric", type=str, default=None,
+                       help="the metric that picks best_net_*.pth, averaged over both directions "
+                            "(default: the first of --metrics)")
         g = parser.add_argument_group("saving and resuming")
         g.add_argument("--save_latest_freq", type=int, default=5000, help="save the latest model every this many images")
         g.add_argument("--save_epoch_freq", type=int, default=5, help="save a copy of the model at the end of every this many epochs")
@@ -69,4 +90,22 @@ class TrainOptions(BaseOptions):
         return parser
 
     def finalize(self, opt, parser, explicit):
+        finalize_evaluation(opt)
         guard_existing_run(opt)
+
+
+def finalize_evaluation(opt):
+    """Check the evaluation flags and fill in the default metrics (fid,kid; psnr,ssim for aligned data)."""
+    if opt.eval_freq < 0:
+        raise UserError(f"--eval_freq {opt.eval_freq} is negative; pass 0 (no evaluation) or a positive number")
+    if opt.eval_freq == 0:
+        if opt.metrics:
+            logger.info("note: --metrics has no effect on training without --eval_freq")
+        return
+    if not opt.metrics:
+        opt.metrics = "psnr,ssim" if opt.dataset_mode == "aligned" else "fid,kid"
+    names = opt.metrics.split(",")
+    opt.best_metric = (opt.best_metric or names[0]).lower()
+    if opt.best_metric not in names:
+        raise UserError(f"--best_metric {opt.best_metric!r} is not among --metrics {opt.metrics}; "
+                        "choose one of them or add it to --metrics")

@@ -1,4 +1,5 @@
 """torchrun (DDP on the CPU with gloo): end-to-end runs, equivalence with one process, resume."""
+import json
 import os
 import re
 import signal
@@ -29,23 +30,35 @@ def script(name):
 def test_train_and_test_under_torchrun(tmp_path, unaligned_root):
     common = ["--dataroot", unaligned_root, "--name", "ddp", "--checkpoints_dir", tmp_path / "ck"]
     result = run([*TORCHRUN, script("train.py"), *map(str, common), *TINY, "--n_epochs", "1", "--n_epochs_decay",
-                  "1", "--print_freq", "2"], tmp_path)
+                  "1", "--print_freq", "2", "--eval_freq", "1", "--metrics", "kid"], tmp_path)
     assert "batch size 1 per process x 2 process(es) = 2" in result.stdout
     assert result.stdout.count("End of epoch 1 / 2") == 1 and result.stdout.count("training finished") == 1
     folder = tmp_path / "ck" / "ddp"
-    log_lines = [line for line in (folder / "loss_log.txt").read_text().splitlines() if line.startswith("(")]
+    log_lines = [line for line in (folder / "loss_log.txt").read_text().splitlines()
+                 if line.startswith("(") and "evaluation" not in line]
     assert [re.match(r"\(epoch: (\d), iters: (\d)", line).groups() for line in log_lines] == \
         [("1", "2"), ("1", "4"), ("2", "2"), ("2", "4")]
     state = torch.load(folder / "latest_state.pth", weights_only=True)
     assert state["progress"]["total_iters"] == 8 and state["progress"]["epoch"] == 3
     assert (folder / "web" / "index.html").is_file() and not list(folder.glob(".tmp_*"))
+    # Each process evaluated its share and rank 0 logged one evaluation per epoch. The 3 test items are
+    # padded to 4 (2 per process); counting images once per process, 4 A and 3 B pictures went through
+    # Inception, real and generated, at the first evaluation, and only the generated ones after.
+    records = [json.loads(line) for line in (folder / "loss_log.jsonl").read_text().splitlines()]
+    evaluations = [record for record in records if record.get("kind") == "evaluation"]
+    assert [(record["epoch"], record["feature_images"]) for record in evaluations] == [(1, 14), (2, 7)]
+    assert result.stdout.count("(epoch: 2, iters: 8, evaluation:") == 1
 
     result = run([*TORCHRUN, script("test.py"), *map(str, common), "--model", "cycle_gan", "--gpu_ids", "-1",
-                  "--crop_size", "32", "--results_dir", str(tmp_path / "results")], tmp_path)
+                  "--crop_size", "32", "--results_dir", str(tmp_path / "results"), "--metrics", "kid"], tmp_path)
+    # test.py on the final weights measures what the evaluation after the last epoch measured.
+    tested = json.loads((tmp_path / "results" / "ddp" / "test_latest" / "metrics.json").read_text())
+    for title, value in evaluations[-1]["metrics"]["kid"].items():
+        assert tested["metrics"]["kid"][title]["value"] == pytest.approx(value, rel=1e-5, abs=1e-7)
     assert result.stdout.count("results: ") == 1
     page = (tmp_path / "results" / "ddp" / "test_latest" / "index.html").read_text()
     stems = re.findall(r"<h3>(.*?)</h3>", page)
-    assert stems == ["img_000", "img_001", "img_002"]  # 3 test images, each once, in order
+    assert stems == ["Quality metrics", "img_000", "img_001", "img_002"]  # 3 test images, each once, in order
     assert len(list((tmp_path / "results" / "ddp" / "test_latest" / "images").iterdir())) == 18
 
 

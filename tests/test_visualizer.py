@@ -18,9 +18,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, run_script
 from util.html import HTML, save_result_images
-from util.loss_plot import average_down, estimate_progress, plot_loss_curves
+from util.curve_plot import average_down, estimate_progress, plot_loss_curves
 from util.util import tensor2im
 from util.visualizer import Visualizer
 
@@ -66,7 +66,8 @@ def make_opt(tmp_path, **overrides):
     options = dict(name="exp", checkpoints_dir=str(tmp_path / "checkpoints"), isTrain=True,
                    display_id=0, display_server="http://127.0.0.1", display_port=8097,
                    display_env="main", display_ncols=4, display_winsize=64, no_html=False,
-                   epoch_count=1)
+                   epoch_count=1, use_tensorboard=False, use_wandb=False, wandb_project="test",
+                   continue_train=False)
     options.update(overrides)
     return Namespace(**options)
 
@@ -146,7 +147,8 @@ def test_loss_log_lines_jsonl_and_curve(tmp_path, capfd):
     assert {"time", "data", "timestamp"} <= set(records[0])
     assert records[1]["progress"] == 1.5
 
-    picture = Path(visualizer.plot_loss_picture())
+    visualizer.write_web_page()
+    picture = run_dir / "web" / "loss_curves.png"
     with Image.open(picture) as image:
         image.verify()
     assert Image.open(picture).format == "PNG"
@@ -214,16 +216,17 @@ def test_no_html_writes_no_page(tmp_path):
     visualizer = Visualizer(make_opt(tmp_path, no_html=True))
     visualizer.print_current_losses(1, 10, {"G_A": 0.5}, 0.1, 0.0)
     visualizer.display_current_results(make_visuals(1), 1, True)
-    assert visualizer.plot_loss_picture() is None
+    visualizer.write_web_page()
     assert not (tmp_path / "checkpoints" / "exp" / "web").exists()
 
 
-def test_visdom_not_imported_unless_asked():
+def test_visdom_and_loggers_not_imported_unless_asked():
     code = ("import sys, tempfile, argparse; from util.visualizer import Visualizer; "
             "opt = argparse.Namespace(name='e', checkpoints_dir=tempfile.mkdtemp(), isTrain=True, "
             "display_id=0, display_server='http://localhost', display_port=8097, "
-            "display_env='main', display_ncols=4, display_winsize=64); Visualizer(opt); "
-            "print('visdom' in sys.modules)")
+            "display_env='main', display_ncols=4, display_winsize=64, use_tensorboard=False, use_wandb=False, "
+            "wandb_project='p', continue_train=False); Visualizer(opt); "
+            "print(any(m in sys.modules for m in ('visdom', 'wandb', 'tensorboard', 'torch.utils.tensorboard')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -333,3 +336,36 @@ def test_visdom_real_server_shows_pictures_and_losses(tmp_path, visdom_server, c
     assert lines[0].startswith(f"warning: visdom: sending to http://127.0.0.1:{port} failed")
     assert "Traceback" not in captured.err
     assert (tmp_path / "checkpoints" / "exp" / "web" / "images" / "epoch002_real_A.png").is_file()
+
+
+def test_visdom_windows_after_a_training_run(tmp_path, visdom_server, unaligned_root):
+    """A short train.py run with --eval_freq leaves the picture, loss and metric windows on the server,
+    holding what loss_log.jsonl holds."""
+    import visdom
+
+    port, _ = visdom_server
+    result = run_script("train.py", "--dataroot", unaligned_root, "--name", "live", "--checkpoints_dir",
+                        tmp_path / "ck", "--load_size", "36", "--crop_size", "32", "--ngf", "8", "--ndf", "8",
+                        "--num_threads", "0", "--gpu_ids", "-1", "--seed", "0", "--n_epochs", "2",
+                        "--n_epochs_decay", "0", "--print_freq", "2", "--display_freq", "2", "--display_port", port,
+                        "--display_server", "http://127.0.0.1", "--display_env", "run_env", "--eval_freq", "1",
+                        "--metrics", "kid", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "visdom" not in result.stderr  # connected: no warning
+    records = [json.loads(line) for line in (tmp_path / "ck" / "live" / "loss_log.jsonl").read_text().splitlines()]
+    losses = [record for record in records if "losses" in record]
+    evaluations = [record for record in records if record.get("kind") == "evaluation"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        client = visdom.Visdom(server="http://127.0.0.1", port=port, env="run_env",
+                               use_incoming_socket=False, raise_exceptions=True)
+    assert window(client, "live_images", "run_env")["content"]["src"].startswith("data:image/png;base64,")
+    loss_traces = {trace["name"]: trace for trace in window(client, "live_losses", "run_env")["content"]["data"]}
+    assert set(loss_traces) == set(losses[0]["losses"])
+    assert loss_traces["G_A"]["x"] == pytest.approx([record["progress"] for record in losses])
+    assert loss_traces["G_A"]["y"] == pytest.approx([record["losses"]["G_A"] for record in losses], abs=1e-6)
+    metric_traces = {trace["name"]: trace for trace in window(client, "live_metrics", "run_env")["content"]["data"]}
+    assert set(metric_traces) == {"kid fake_B vs real_B", "kid fake_A vs real_A"}
+    assert metric_traces["kid fake_B vs real_B"]["x"] == pytest.approx([record["progress"] for record in evaluations])
+    assert metric_traces["kid fake_B vs real_B"]["y"] == pytest.approx(
+        [record["metrics"]["kid"]["fake_B vs real_B"] for record in evaluations])

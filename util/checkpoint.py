@@ -29,13 +29,14 @@ def remove_stale_temporaries(folder):
         os.remove(path)
 
 
-def atomic_save(obj, path):
-    """torch.save `obj` to `path` so that `path` is always either the old or the complete new file."""
+def atomic_save(obj, path, write=torch.save):
+    """Write `obj` to `path` so that `path` is always either the old or the complete new file.
+    write: function(obj, binary stream) that serialises it (default torch.save)."""
     folder = os.path.dirname(os.path.abspath(path))
     handle, tmp_path = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=".pth", dir=folder)
     try:
         with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
+            write(obj, stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp_path, path)

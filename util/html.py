@@ -9,7 +9,7 @@ from pathlib import PurePath
 from urllib.parse import quote
 
 import dominate
-from dominate.tags import a, div, h3, img, meta, p, table, td, tr
+from dominate.tags import a, b, div, h3, img, meta, p, span, table, td, tr
 
 from util.util import mkdirs, save_image, tensor2im
 
@@ -45,6 +45,24 @@ class HTML:
         """Add a paragraph. text: the paragraph's text."""
         with self.doc:
             p(text)
+
+    def add_links(self, targets, current=None):
+        """Add one line of links to other pages (nothing for fewer than two).
+
+        targets: list of (path relative to the page's folder, link text).
+        current: the path of this page, shown as plain text instead of a link.
+        """
+        if len(targets) < 2:
+            return
+        with self.doc:
+            with p():
+                for index, (path_rel, text) in enumerate(targets):
+                    if index:
+                        span(" | ")
+                    if path_rel == current:
+                        b(text)
+                    else:
+                        a(text, href=url_of(path_rel))
 
     def add_image(self, path_rel, caption=None, width=None):
         """Add one picture on its own line.

@@ -1,10 +1,13 @@
 """Training feedback: loss logs, the training web page and the optional live visdom display.
 
-The training loop owns one `Visualizer`. It appends every printed loss line to
-`checkpoints/NAME/loss_log.txt` (the reference tool's format) and a JSON object to `loss_log.jsonl`,
-keeps `web/index.html` with one row of pictures per epoch (newest first) under a loss-curve picture,
-and, when `--display_id` > 0 and a visdom server answers, mirrors pictures and losses there.
-A missing or failing visdom server costs one warning line, never a stream of tracebacks.
+The training loop owns one `Visualizer`. It appends every printed loss line and every evaluation
+(--eval_freq) to `checkpoints/NAME/loss_log.txt` (the reference tool's format) and a JSON object to
+`loss_log.jsonl`, and keeps the training web page: `web/index.html` shows the loss and metric curves
+and the newest EPOCHS_PER_PAGE epochs' pictures (newest first); older epochs move to index_2.html,
+index_3.html, ... so that the page stays light after hundreds of epochs, and every epoch's pictures
+are kept. When `--display_id` > 0 and a visdom server answers, pictures, losses and metrics are
+mirrored there; with --use_tensorboard / --use_wandb they also go to those loggers. A missing or
+failing visdom server costs one warning line, never a stream of tracebacks.
 """
 import contextlib
 import html
@@ -23,11 +26,14 @@ import numpy as np
 
 from util.html import HTML, IMAGE_FOLDER
 from util.log import logger
-from util.loss_plot import plot_loss_curves
+from util.curve_plot import plot_loss_curves, plot_metric_curves
+from util.experiment_loggers import ExperimentLoggers
 from util.util import mkdirs, save_image, tensor2im
 
 CONNECT_TIMEOUT_S = 2.0
 LOSS_CURVE_FILE = "loss_curves.png"
+METRIC_CURVE_FILE = "metric_curves.png"
+EPOCHS_PER_PAGE = 20
 EPOCH_IMAGE_NAME = re.compile(r"^epoch(\d+)_(.+)\.png$")
 
 
@@ -35,7 +41,8 @@ class Visualizer:
     """Loss logs, the training web page and the visdom display of one experiment.
 
     opt: options with name, checkpoints_dir, isTrain, display_id, display_server, display_port,
-        display_env, display_ncols, display_winsize and (training only) no_html.
+        display_env, display_ncols, display_winsize and (training only) no_html, use_tensorboard,
+        use_wandb, wandb_project, continue_train.
     """
 
     def __init__(self, opt):
@@ -49,7 +56,11 @@ class Visualizer:
         self.jsonl_path = os.path.join(run_dir, "loss_log.jsonl")
         self.use_html = opt.isTrain and not getattr(opt, "no_html", False)
         self.saved = False
+        self.best_text = None  # the best evaluation so far, in words, for the web page
+        self.label_order = ()  # the model's visual labels, which order each epoch's pictures
+        self.notes_shown = set()  # evaluation notes already printed (each is printed once)
         self.visdom = VisdomDisplay.connect(opt) if opt.display_id > 0 else None
+        self.loggers = ExperimentLoggers(opt) if opt.isTrain else None
         if opt.isTrain:
             mkdirs(run_dir)
             self._start_logs()
@@ -66,12 +77,18 @@ class Visualizer:
         """Start a new epoch: its pictures may be saved to the web page once more."""
         self.saved = False
 
-    def display_current_results(self, visuals, epoch, save_result):
+    def close(self, failed=False):
+        """Flush and close the experiment loggers (TensorBoard, W&B). failed: the run ended with an error."""
+        if self.loggers is not None:
+            self.loggers.close(failed)
+
+    def display_current_results(self, visuals, epoch, save_result, total_iters=None):
         """Show the current pictures in visdom and, once per epoch, save them to the web page.
 
         visuals: ordered dict label -> tensor (N, C, H, W) in [-1, 1]; the batch's first is shown.
         epoch: the current epoch number (names the saved files).
         save_result: whether this call may save the pictures to the web page.
+        total_iters: images seen so far, the step of the pictures sent to TensorBoard/W&B with each save.
         """
         save_now = self.use_html and save_result and not self.saved
         if self.visdom is None and not save_now:
@@ -86,38 +103,91 @@ class Visualizer:
             self.saved = True
             for label, picture in pictures.items():
                 save_image(picture, os.path.join(self.image_dir, f"epoch{epoch:03d}_{label}.png"))
-            self.write_web_page(label_order=list(pictures))
+            self.label_order = list(pictures)
+            self.write_web_page()
+            if self.loggers is not None and total_iters is not None:
+                self.loggers.log_images(pictures, total_iters)
 
-    def write_web_page(self, label_order=()):
-        """Rewrite web/index.html: the loss curves, then every saved epoch's pictures, newest first.
-
-        label_order: labels in the order the model lists them; other labels follow alphabetically.
-        """
-        page = HTML(self.web_dir, f"Experiment name = {self.name}")
-        if self.plot_loss_picture():
-            page.add_image(LOSS_CURVE_FILE, caption="training losses")
-        for epoch, files in saved_epochs(self.image_dir, label_order):
-            page.add_header(f"epoch [{epoch}]")
-            paths = [f"{IMAGE_FOLDER}/{file_name}" for _, file_name in files]
-            page.add_images(paths, [label for label, _ in files], paths, width=self.win_size)
-        page.save()
-
-    def plot_loss_picture(self):
-        """Redraw web/loss_curves.png from loss_log.jsonl; return its path (None: no page/losses)."""
+    def write_web_page(self):
+        """Rewrite the training pages: index.html with the curves, the best evaluation and the newest
+        EPOCHS_PER_PAGE epochs' pictures; index_2.html, ... with older epochs (newest first)."""
         if not self.use_html:
-            return None
-        return plot_loss_curves(read_loss_records(self.jsonl_path),
-                                os.path.join(self.web_dir, LOSS_CURVE_FILE))
+            return
+        records = read_loss_records(self.jsonl_path)
+        epochs = saved_epochs(self.image_dir, self.label_order)
+        pages = [epochs[start:start + EPOCHS_PER_PAGE] for start in range(0, len(epochs), EPOCHS_PER_PAGE)] or [[]]
+        for number, page_epochs in enumerate(pages, start=1):
+            page = HTML(self.web_dir, f"Experiment name = {self.name}" + (f" (page {number})" if number > 1 else ""))
+            if number == 1:
+                self.add_curves(page, records)
+            page.add_links([(page_file_name(other), epoch_range_text(pages[other - 1]))
+                            for other in range(1, len(pages) + 1)], current=page_file_name(number))
+            for epoch, files in page_epochs:
+                page.add_header(f"epoch [{epoch}]")
+                paths = [f"{IMAGE_FOLDER}/{file_name}" for _, file_name in files]
+                page.add_images(paths, [label for label, _ in files], paths, width=self.win_size)
+            page.save(page_file_name(number))
 
-    def plot_current_losses(self, epoch, counter_ratio, losses):
-        """Append the losses to the visdom loss plot (nothing without visdom).
+    def add_curves(self, page, records):
+        """Add the loss-curve and metric-curve pictures (redrawn from `records`) and the best score."""
+        if plot_loss_curves(records, os.path.join(self.web_dir, LOSS_CURVE_FILE)):
+            page.add_image(LOSS_CURVE_FILE, caption="training losses")
+        if plot_metric_curves(records, os.path.join(self.web_dir, METRIC_CURVE_FILE)):
+            page.add_image(METRIC_CURVE_FILE, caption="evaluation metrics (--eval_freq)")
+        if self.best_text:
+            page.add_text(self.best_text)
+
+    def plot_current_losses(self, epoch, counter_ratio, losses, total_iters=None):
+        """Append the losses to the visdom loss plot and the experiment loggers.
 
         epoch: the current epoch number.
         counter_ratio: fraction of the epoch done, in [0, 1].
         losses: dict loss name -> float.
+        total_iters: images seen so far (the step in TensorBoard/W&B; without it they are skipped).
         """
         if self.visdom is not None:
             self.visdom.append_losses(epoch + counter_ratio, losses)
+        if self.loggers is not None and total_iters is not None:
+            self.loggers.log_scalars({f"loss/{name}": float(value) for name, value in losses.items()}, total_iters)
+
+    def show_best(self, best):
+        """Remember the best evaluation for the web page. best: best_score.json's dict, or None."""
+        if best is not None:
+            self.best_text = (f"best {best['metric']}: {best['score']:.4f} at epoch {best['epoch']} "
+                              f"({best['total_iters']} images), saved as best_net_*.pth")
+
+    def log_evaluation(self, epoch, total_iters, progress, evaluation, best):
+        """Record one evaluation everywhere it is shown; return the lines to print.
+
+        epoch: the current epoch; total_iters: images seen so far; progress: fractional epoch of the
+        point on the curves; evaluation: util.evaluation.Evaluation; best: the best score's dict
+        (util.evaluation's best_score.json) after this evaluation, or None.
+        """
+        values = {name: {title: entry["value"] for title, entry in by_title.items()}
+                  for name, by_title in evaluation.report["metrics"].items()}
+        numbers = "".join(f" {name} {title}: {value:.4f}"
+                          for name, by_title in values.items() for title, value in by_title.items())
+        line = f"(epoch: {epoch}, iters: {total_iters}, evaluation: {evaluation.seconds:.1f} s){numbers}"
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+        record = {"kind": "evaluation", "epoch": epoch, "total_iters": total_iters, "progress": progress,
+                  "metrics": values, "score": evaluation.score, "improved": evaluation.improved,
+                  "seconds": evaluation.seconds,
+                  "feature_images": evaluation.report["protocol"].get("inception_images", 0),
+                  "timestamp": time.time()}
+        with open(self.jsonl_path, "a", encoding="utf-8") as jsonl:
+            jsonl.write(json.dumps(record) + "\n")
+        flat = {f"{name} {title}": value for name, by_title in values.items() for title, value in by_title.items()}
+        if self.visdom is not None and flat:
+            self.visdom.append_metrics(progress, flat)
+        if self.loggers is not None:
+            self.loggers.log_scalars({f"metrics/{key}": value for key, value in flat.items()}, total_iters)
+        self.show_best(best)
+        self.write_web_page()
+        notes = [note for note in evaluation.report["notes"] if note not in self.notes_shown]
+        self.notes_shown.update(notes)
+        return [line] + [f"  note: {note}" for note in notes] + \
+            ([self.best_text + (" (new best)" if evaluation.improved else "")] if self.best_text else [])
 
     def print_current_losses(self, epoch, iters, losses, t_comp, t_data, progress=None):
         """Log one loss line to loss_log.txt and loss_log.jsonl; return the line (not printed).
@@ -153,6 +223,19 @@ def read_loss_records(jsonl_path):
             with contextlib.suppress(ValueError):
                 records.append(json.loads(line))
     return records
+
+
+def page_file_name(number):
+    """index.html for the first training page, index_<number>.html for the others."""
+    return "index.html" if number == 1 else f"index_{number}.html"
+
+
+def epoch_range_text(page_epochs):
+    """'epochs 40-21' (newest first) for the link to a page holding `page_epochs`."""
+    if not page_epochs:
+        return "no pictures yet"
+    newest, oldest = page_epochs[0][0], page_epochs[-1][0]
+    return f"epoch {newest}" if newest == oldest else f"epochs {newest}-{oldest}"
 
 
 def saved_epochs(image_dir, label_order):
@@ -201,7 +284,7 @@ class VisdomDisplay:
         self.client = client
         self.url = url
         self.name = name
-        self.loss_names = None
+        self.line_names = {}  # window -> the legend of its last point
 
     @classmethod
     def connect(cls, opt):
@@ -257,20 +340,33 @@ class VisdomDisplay:
             self._send("image", to_chw_unit(picture),
                        win=f"{self.name}_{label}", opts={"title": label})
 
+    def append_metrics(self, x, values):
+        """Add one point per metric and comparison to the metrics window.
+
+        x: fractional epoch of the evaluation.
+        values: dict 'fid fake_B vs real_B' -> float.
+        """
+        self._append_line("metrics", x, values, "metric")
+
     def append_losses(self, x, losses):
         """Add one point per loss to the loss window (a fresh plot when the loss names change).
 
         x: fractional epoch of the point.
         losses: dict loss name -> float.
         """
-        names = list(losses)
-        update = "append" if names == self.loss_names else None
-        self.loss_names = names
-        values = np.array([[float(losses[name]) for name in names]])
-        self._send("line", values, np.full_like(values, x),
-                   win=f"{self.name}_losses", update=update,
-                   opts={"title": f"{self.name} loss over time", "legend": names,
-                         "xlabel": "epoch", "ylabel": "loss"})
+        self._append_line("losses", x, losses, "loss")
+
+    def _append_line(self, window, x, values, ylabel):
+        """Add one point per named value to the line window `<name>_<window>` (a fresh plot when the
+        names change). x: fractional epoch; values: dict name -> float; ylabel: the y axis's label."""
+        names = list(values)
+        update = "append" if names == self.line_names.get(window) else None
+        self.line_names[window] = names
+        points = np.array([[float(values[name]) for name in names]])
+        self._send("line", points, np.full_like(points, x),
+                   win=f"{self.name}_{window}", update=update,
+                   opts={"title": f"{self.name} {ylabel} over time", "legend": names,
+                         "xlabel": "epoch", "ylabel": ylabel})
 
 
 def to_chw_unit(picture):

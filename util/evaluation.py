@@ -1,0 +1,149 @@
+"""Quality evaluation during training (--eval_freq): metrics on held-out images and the best weights.
+
+Every --eval_freq epochs (or images) the generators run over the evaluation images (--eval_phase of
+--eval_dataroot, read the way test.py reads test images), and --metrics are computed by the same
+code as `test.py --metrics`. Whenever --best_metric improves, the weights are saved as
+best_net_<name>.pth with the score in best_score.json; `test.py --epoch best` tests them. The real
+images' Inception features are computed at the first evaluation and kept, so later evaluations cost
+only the generated side. Evaluating leaves training exactly as it was: it runs on saved-and-restored
+random generators and puts back the networks' buffers (batch-norm statistics).
+"""
+import argparse
+import contextlib
+import json
+import os
+import time
+from collections import namedtuple
+
+import numpy as np
+
+from data import create_dataset
+
+from . import checkpoint, train_state
+from .errors import UserError
+from .log import logger
+from .metrics import METRICS, MetricsCollector, compute_metrics
+
+BEST_PREFIX = "best"
+BEST_SCORE_FILE = "best_score.json"
+
+Evaluation = namedtuple("Evaluation", "report score improved seconds")
+
+
+def evaluation_options(opt):
+    """Options that read the evaluation images as test.py reads test images: whole images (load size =
+    crop size), no flipping, in file order, all of them, sharded over the torchrun processes."""
+    eval_opt = argparse.Namespace(**vars(opt))
+    eval_opt.dataroot = opt.eval_dataroot or opt.dataroot
+    eval_opt.phase = opt.eval_phase
+    eval_opt.isTrain = False
+    eval_opt.no_flip = eval_opt.serial_batches = True
+    eval_opt.load_size = opt.crop_size
+    eval_opt.max_dataset_size = float("inf")
+    return eval_opt
+
+
+def flat_values(report):
+    """{metric name: {comparison title: value}} of a metrics report."""
+    return {name: {title: entry["value"] for title, entry in by_title.items()}
+            for name, by_title in report["metrics"].items()}
+
+
+def read_best_score(save_dir):
+    """The saved best_score.json of a run as a dict, or None."""
+    path = os.path.join(save_dir, BEST_SCORE_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except ValueError:
+        logger.warning(f"{path} is not valid JSON; the best score starts afresh")
+        return None
+
+
+@contextlib.contextmanager
+def training_untouched(model):
+    """Run the body, then put back the random generators and every network buffer as they were."""
+    rng = train_state.rng_states()
+    buffers = [buffer.detach().clone() for net in model.networks().values() for buffer in net.buffers()]
+    try:
+        yield
+    finally:
+        train_state.restore_rng_states(rng)
+        for saved, buffer in zip(buffers, (b for net in model.networks().values() for b in net.buffers())):
+            buffer.copy_(saved)
+
+
+class Evaluator:
+    """Computes --metrics on the evaluation images and keeps the best weights of a training run.
+
+    opt: training options (eval_freq, eval_unit, eval_dataroot, eval_phase, metrics, best_metric,
+    fid_weights, checkpoints_dir, name, continue_train, is_main, ...).
+    """
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.names = opt.metrics.split(",")
+        self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        self.dataset = self._load_dataset()
+        self.inception = None  # loaded at the first evaluation that needs it, then reused
+        self.real_features = {}  # label -> {picture key: feature row}, filled by the collectors
+        self.best = read_best_score(self.save_dir) if opt.continue_train else None
+
+    def _load_dataset(self):
+        """The evaluation images; a UserError naming the flags to fix when they are missing."""
+        eval_opt = evaluation_options(self.opt)
+        try:
+            dataset = create_dataset(eval_opt)
+        except UserError as err:
+            problem = str(err).split("; ")[0]  # the data layer's fix names --dataroot/--phase, not ours
+            raise UserError(f"--eval_freq: {problem}; pass --eval_dataroot (a dataset folder laid out like "
+                            "--dataroot) or --eval_phase (its subfolder: testA/testB, or test/ for aligned data)"
+                            ) from None
+        if len(dataset) == 0:
+            raise UserError(f"--eval_freq: no evaluation images in {eval_opt.dataroot} (phase {eval_opt.phase}); "
+                            "pass --eval_dataroot or --eval_phase naming them")
+        return dataset
+
+    def evaluate(self, model):
+        """Run the generators over the evaluation images and compute the metrics. Every process must
+        call it; rank 0 gets an Evaluation (report, score, improved, seconds), the others None."""
+        start = time.perf_counter()
+        collector = MetricsCollector(self.names, self.opt, model.visual_names, self.inception, self.real_features)
+        self.inception = collector.inception or self.inception
+        # The generators run in training mode, as test.py runs them without --eval.
+        with training_untouched(model):
+            for batch in self.dataset:
+                model.set_input(batch)
+                model.test()
+                collector.add(model.get_current_visuals())
+        collected = collector.finish()
+        if collected is None:
+            return None
+        report = compute_metrics(self.names, collected)
+        score = self.score(report)
+        improved = score is not None and (self.best is None or self.better(score, self.best["score"]))
+        return Evaluation(report, score, improved, time.perf_counter() - start)
+
+    def score(self, report):
+        """--best_metric averaged over the comparisons (both directions of a CycleGAN); None if absent."""
+        values = list(flat_values(report).get(self.opt.best_metric, {}).values())
+        return float(np.mean(values)) if values else None
+
+    def better(self, score, best_score):
+        """Whether `score` improves on `best_score` in the direction of --best_metric."""
+        if METRICS[self.opt.best_metric].higher_is_better:
+            return score > best_score
+        return score < best_score
+
+    def save_best(self, model, evaluation, epoch, total_iters):
+        """Save the weights as best_net_*.pth and their score as best_score.json (rank 0 only)."""
+        checkpoint.save_networks(model, self.save_dir, BEST_PREFIX)
+        self.best = {"metric": self.opt.best_metric, "score": evaluation.score,
+                     "higher_is_better": METRICS[self.opt.best_metric].higher_is_better,
+                     "epoch": epoch, "total_iters": total_iters, "metrics": flat_values(evaluation.report),
+                     "weights": f"{BEST_PREFIX}_net_<name>.pth"}
+        text = json.dumps(self.best, indent=2) + "\n"
+        checkpoint.atomic_save(text.encode("utf-8"), os.path.join(self.save_dir, BEST_SCORE_FILE),
+                               write=lambda data, stream: stream.write(data))
