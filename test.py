@@ -8,10 +8,9 @@ Every image is processed unless --num_test is given. With --metrics fid,kid,psnr
 metrics are computed as the images come out, printed, written to metrics.json and shown at the top of
 the page (see util/metrics.py).
 """
-import argparse
 import os
 
-from data import create_dataset
+from data import create_dataset, single_folder_options
 from models import create_model
 from options.base_options import architecture_summary
 from options.test_options import TestOptions
@@ -60,7 +59,7 @@ def main(argv=None):
             model.test()
             visuals = model.get_current_visuals()
             if collector:
-                collector.add(visuals)
+                collector.add(visuals, batch)
             for index, path in enumerate(model.get_image_paths()):
                 rows.append((path, write_result_images(webpage.image_dir, split_visuals(visuals, index), path,
                                                        opt.aspect_ratio)))
@@ -74,7 +73,7 @@ def evaluate_metrics(collector, names, opt, web_dir):
     """Compute the metrics from what `collector` kept; rank 0 prints them, writes metrics.json and
     returns the lines for the page (other ranks return [])."""
     if opt.is_main and collector.inception and any(c.real == REFERENCE for c in collector.comparisons):
-        collector.add_reference(reference_dataset(opt))
+        collector.add_reference(create_dataset(single_folder_options(opt, opt.metrics_reference)))
     collected = collector.finish()
     if collected is None:
         return []
@@ -83,15 +82,6 @@ def evaluate_metrics(collector, names, opt, web_dir):
     print("quality metrics:\n" + "\n".join(f"  {line}" for line in lines))
     print(f"metrics: {save_metrics(report, web_dir)}")
     return lines
-
-
-def reference_dataset(opt):
-    """The --metrics_reference folder, read and preprocessed like the test images, by this process alone."""
-    ref_opt = argparse.Namespace(**vars(opt))
-    ref_opt.dataroot, ref_opt.dataset_mode = opt.metrics_reference, "single"
-    ref_opt.direction = "BtoA"  # the single dataset then reads --output_nc channels: the target domain
-    ref_opt.max_dataset_size, ref_opt.world_size, ref_opt.rank = float("inf"), 1, 0
-    return create_dataset(ref_opt)
 
 
 def write_page(webpage, rows, opt, metric_lines=()):

@@ -4,6 +4,7 @@
 (matched ignoring case and underscores). Adding a dataset means adding one such file. This module
 imports torch only when a dataset is actually built, so the option parser can list the modes cheaply.
 """
+import argparse
 import hashlib
 import importlib
 import os
@@ -49,6 +50,19 @@ def create_dataset(opt, seed=None):
     (default: --seed, else a fresh random one).
     """
     return DatasetLoader(opt, seed)
+
+
+def single_folder_options(opt, folder, target=True):
+    """Options that read every image of `folder` (the `single` mode), preprocessed as opt reads its
+    test images, in this process alone.
+
+    target: read them with the target domain's channels (--output_nc), else the input's (--input_nc).
+    """
+    folder_opt = argparse.Namespace(**vars(opt))
+    folder_opt.dataroot, folder_opt.dataset_mode = folder, "single"
+    folder_opt.direction = "BtoA" if target else "AtoB"  # what makes `single` read output_nc or input_nc
+    folder_opt.max_dataset_size, folder_opt.world_size, folder_opt.rank = float("inf"), 1, 0
+    return folder_opt
 
 
 def item_seed(seed, epoch, position):

@@ -238,7 +238,7 @@ def test_train_py_sends_losses_metrics_and_pictures_to_both_trackers(tmp_path, u
                         tmp_path / "ck", "--load_size", "36", "--crop_size", "32", "--ngf", "8", "--ndf", "8",
                         "--num_threads", "0", "--gpu_ids", "-1", "--display_id", "0", "--n_epochs", "2",
                         "--n_epochs_decay", "0", "--print_freq", "2", "--eval_freq", "1", "--metrics", "kid",
-                        "--use_tensorboard", "--use_wandb", cwd=tmp_path)
+                        "--use_tensorboard", "--use_wandb", "--wandb_project", "my_project", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "ck" / "tracked"
     records = [json.loads(line) for line in (run_dir / "loss_log.jsonl").read_text().splitlines()]
@@ -260,3 +260,6 @@ def test_train_py_sends_losses_metrics_and_pictures_to_both_trackers(tmp_path, u
     assert metric_rows == pytest.approx(expected)
     assert any("loss/G_A" in row for row in history) and any("fake_B" in row for row in history)
     assert config["eval_freq"] == 1 and config["name"] == "tracked"
+    run_records = [record.run for record in wandb_records(run_file) if record.HasField("run")]
+    assert {run.project for run in run_records} == {"my_project"}
+    assert {run.display_name for run in run_records} == {"tracked"}

@@ -2,10 +2,12 @@
 the registry, and test.py --metrics on a tiny trained CycleGAN."""
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from skimage.metrics import structural_similarity
 
 from conftest import run_script
@@ -140,7 +142,12 @@ def test_test_py_metrics_for_a_cyclegan(tmp_path, unaligned_root):
     assert entry["value"] > 0 and "299x299" in entry["protocol"] and "default_1.pt" in entry["protocol"]
     assert "bilinear" in entry["protocol"] and "scipy 1.17.1" in entry["protocol"]
     assert report["protocol"]["features"]["sha1"] == inception.file_sha1(inception.packaged_weights_path())
-    assert any(note.startswith("psnr: needs paired data") for note in report["notes"])
+    # testA and testB share the names img_000 and img_001: those outputs are scored against their namesakes.
+    assert report["metrics"]["psnr"]["fake_B vs real_B"]["images"] == {"pairs": 2}
+    assert report["metrics"]["psnr"]["fake_A vs real_A"]["images"] == {"pairs": 2}
+    assert "same-named file in" in report["metrics"]["psnr"]["fake_B vs real_B"]["protocol"]
+    assert any(note.startswith("psnr fake_B vs real_B: scored the 2 outputs with a same-named ground truth")
+               and note.endswith("1 without one, 0 of another size") for note in report["notes"])
     assert any("biased upward" in note for note in report["notes"])
     page = (out / "index.html").read_text()
     assert page.index("Quality metrics") < page.index("<img")
@@ -152,3 +159,34 @@ def test_test_py_metrics_for_a_cyclegan(tmp_path, unaligned_root):
 
     result = run_script("test.py", *common, "--metrics", "fid,bogus", cwd=tmp_path)
     assert result.returncode == 2 and "unknown metric 'bogus'" in result.stderr
+
+
+def test_same_named_ground_truth_scores_the_test_model(tmp_path, unaligned_root):
+    """--model test with --metrics_reference: each output is scored against the reference file of its
+    input's name; the numbers match a direct computation from the saved pictures."""
+    result = run_script("train.py", "--dataroot", unaligned_root, "--name", "cg", "--checkpoints_dir",
+                        tmp_path / "ck", *TINY_TRAIN, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    common = ["--dataroot", unaligned_root / "testA", "--name", "cg", "--model", "test", "--model_suffix", "_A",
+              "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1", "--num_threads", "0", "--crop_size", "32"]
+    result = run_script("test.py", *common, "--results_dir", tmp_path / "first", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    images = tmp_path / "first" / "cg" / "test_latest" / "images"
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    shutil.copy(images / "img_000_fake.png", truth / "img_000.png")  # the output itself: a perfect score
+    shutil.copy(images / "img_001_real.png", truth / "img_001.png")  # its input: a real difference
+    (truth / "unrelated.png").write_bytes((images / "img_002_real.png").read_bytes())  # no namesake: unused
+
+    result = run_script("test.py", *common, "--results_dir", tmp_path / "second", "--metrics", "psnr,ssim,l1",
+                        "--metrics_reference", truth, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "second" / "cg" / "test_latest" / "metrics.json").read_text())
+    fake = np.asarray(Image.open(images / "img_001_fake.png"), dtype=np.float64) / 255
+    real = np.asarray(Image.open(images / "img_001_real.png"), dtype=np.float64) / 255
+    expected_psnr = (100.0 + 10 * np.log10(1 / np.mean((fake - real) ** 2))) / 2
+    psnr = report["metrics"]["psnr"]["fake vs reference"]
+    assert psnr["images"] == {"pairs": 2} and psnr["value"] == pytest.approx(expected_psnr, rel=1e-9)
+    assert report["metrics"]["l1"]["fake vs reference"]["value"] == pytest.approx(np.abs(fake - real).mean() / 2)
+    assert 0.5 < report["metrics"]["ssim"]["fake vs reference"]["value"] < 1.0
+    assert any("scored the 2 outputs" in note and "1 without one" in note for note in report["notes"])

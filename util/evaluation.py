@@ -117,7 +117,7 @@ class Evaluator:
             for batch in self.dataset:
                 model.set_input(batch)
                 model.test()
-                collector.add(model.get_current_visuals())
+                collector.add(model.get_current_visuals(), batch)
         collected = collector.finish()
         if collected is None:
             return None

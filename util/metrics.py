@@ -8,10 +8,12 @@ test.py feeds `MetricsCollector` batch by batch (only features and per-image sco
 the images) and `compute_metrics(names, collected)` turns what it kept into the report that
 `save_metrics` writes as metrics.json and `report_lines` prints and puts on the result page.
 """
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import os
+import random
 import warnings
 from collections import namedtuple
 
@@ -177,20 +179,84 @@ def l1(real, fake):
 
 # ---- collecting what the metrics need from test.py -----------------------------------------------------
 
-Comparison = namedtuple("Comparison", "fake real paired")
+Comparison = namedtuple("Comparison", "fake real truth")  # truth: None, "batch" or a SameNameTruth
 SOURCE_OF = {"fake_B": "real_A", "fake_A": "real_B", "fake": "real"}  # the input each output was made from
 REFERENCE = "reference"  # the label of --metrics_reference's images
+BATCH_TRUTH = "batch"  # aligned data: the ground truth of an output is the real image of its own pair
 
 
-def plan_comparisons(opt, labels):
-    """The (generated, real) image sets to compare for a model with visuals `labels`.
-    Aligned data (pix2pix) pairs fake_B with its own real_B; the test model needs --metrics_reference."""
-    comparisons = [Comparison(fake, real, opt.dataset_mode == "aligned")
-                   for fake, real in (("fake_B", "real_B"), ("fake_A", "real_A"))
-                   if fake in labels and real in labels]
-    if "fake" in labels and getattr(opt, "metrics_reference", None):
-        comparisons.append(Comparison("fake", REFERENCE, False))
+def plan_comparisons(opt, labels, with_truth):
+    """The (generated, real) image sets to compare for a model with visuals `labels`, and where the
+    ground truth of each output is for paired metrics (with_truth: whether any were asked for).
+    Aligned data (pix2pix) pairs fake_B with its own real_B; unaligned data pairs an output with the
+    same-named file of the target domain's folder, when there is one; the test model compares with
+    --metrics_reference (FID/KID, and same-named files there for paired metrics)."""
+    comparisons = []
+    for fake, real in (("fake_B", "real_B"), ("fake_A", "real_A")):
+        if fake in labels and real in labels:
+            truth = None
+            if with_truth and opt.dataset_mode == "aligned":
+                truth = BATCH_TRUTH
+            elif with_truth and opt.dataset_mode == "unaligned":
+                truth = SameNameTruth(opt, domain_folder(opt, real), real)
+            comparisons.append(Comparison(fake, real, truth))
+    reference = getattr(opt, "metrics_reference", None)
+    if "fake" in labels and reference:
+        comparisons.append(Comparison("fake", REFERENCE, SameNameTruth(opt, reference, "real_B") if with_truth else None))
     return comparisons
+
+
+def domain_folder(opt, label):
+    """The folder of an unaligned dataset that the images of `label` (real_A or real_B) come from."""
+    first, second = ("A", "B") if opt.direction == "AtoB" else ("B", "A")
+    return os.path.join(opt.dataroot, opt.phase + (first if label == "real_A" else second))
+
+
+def source_paths(opt, batch):
+    """The input files of a batch by the label of the visual they became (real_A, real_B or real)."""
+    if "B_paths" not in batch:
+        return {"real": batch["A_paths"]}
+    first, second = ("A_paths", "B_paths") if opt.direction == "AtoB" else ("B_paths", "A_paths")
+    return {"real_A": batch[first], "real_B": batch[second]}
+
+
+class SameNameTruth:
+    """Ground truth found by file name: for an output made from `x.png`, the file `x.*` in `folder`,
+    read and preprocessed as the test images are.
+
+    opt: test-style options; folder: where the ground truth is; label: the real visual whose domain
+    it belongs to (real_B: output channels, real_A: input channels).
+    """
+
+    def __init__(self, opt, folder, label):
+        from data import single_folder_options
+        from data.single_dataset import SingleDataset
+        self.folder = folder
+        self.dataset = None
+        with contextlib.suppress(UserError):  # a missing or empty folder pairs nothing (said in a note)
+            self.dataset = SingleDataset(single_folder_options(opt, folder, target=label != "real_A"))
+        paths = self.dataset.paths if self.dataset else []
+        self.index = {file_stem(path): index for index, path in enumerate(paths)}
+        self.missing = set()  # inputs without a same-named file
+        self.mismatched = set()  # inputs whose same-named file has another size than the output
+
+    def picture(self, source_path, shape):
+        """The uint8 ground-truth picture of the output made from `source_path`, or None (noted) when
+        there is none or its size differs from the output's `shape`."""
+        index = self.index.get(file_stem(source_path))
+        if index is None:
+            self.missing.add(source_path)
+            return None
+        picture = tensor2im(self.dataset.load_item(index, random.Random(0))["A"])
+        if picture.shape != shape:
+            self.mismatched.add(source_path)
+            return None
+        return picture
+
+
+def file_stem(path):
+    """A file's name without folder and extension: what pairs an output with its ground truth."""
+    return os.path.splitext(os.path.basename(os.fspath(path)))[0]
 
 
 def picture_key(picture):
@@ -219,10 +285,10 @@ class MetricsCollector:
 
     def __init__(self, names, opt, labels, inception=None, real_feature_cache=None):
         self.opt, self.names = opt, names
-        self.comparisons = plan_comparisons(opt, labels)
-        self.notes = self._applicability_notes(labels)
         self.distribution = [n for n in names if METRICS[n].kind == "distribution"]
         self.paired_names = [n for n in names if METRICS[n].kind == "paired"]
+        self.comparisons = plan_comparisons(opt, labels, with_truth=bool(self.paired_names))
+        self.notes = self._applicability_notes(labels)
         self.features = {}  # label -> {key: feature row}
         self.paired = {name: {} for name in self.paired_names}  # name -> {comparison fake label: {key: value}}
         self.real_feature_cache = {} if real_feature_cache is None else real_feature_cache
@@ -241,13 +307,15 @@ class MetricsCollector:
                                  "pass --metrics_reference DIR (a folder of real target-domain images)")
                 else:
                     notes.append(f"{name}: does not apply to model {self.opt.model} (no fake/real image sets); skipped")
-            elif METRICS[name].kind == "paired" and not any(c.paired for c in self.comparisons):
-                notes.append(f"{name}: needs paired data (ground truth for each output, e.g. pix2pix on aligned "
-                             f"data); model {self.opt.model} on {self.opt.dataset_mode} data has none; skipped")
+            elif METRICS[name].kind == "paired" and not any(c.truth for c in self.comparisons):
+                notes.append(f"{name}: needs paired data (ground truth for each output: pix2pix on aligned data, "
+                             "same-named files in testA/testB, or in --metrics_reference for the test model); "
+                             f"model {self.opt.model} on {self.opt.dataset_mode} data has none; skipped")
         return notes
 
-    def add(self, visuals):
-        """Take one batch of visuals (label -> (N, C, H, W) tensor in [-1, 1])."""
+    def add(self, visuals, batch):
+        """Take one batch: its visuals (label -> (N, C, H, W) tensor in [-1, 1]) and the loader's batch
+        dict (for the input files' names, which find same-named ground truth)."""
         needed = {label for c in self.comparisons for label in (c.fake, c.real, SOURCE_OF[c.fake])} - {REFERENCE}
         count = len(next(iter(visuals.values())))
         pictures = {label: [tensor2im(visuals[label][i]) for i in range(count)] for label in needed}
@@ -257,9 +325,16 @@ class MetricsCollector:
             if self.inception is not None:
                 for label in {comparison.fake, comparison.real} - {REFERENCE}:
                     self._add_features(label, keys[label], pictures[label])
-            if comparison.paired and self.paired_names:
+            if comparison.truth == BATCH_TRUTH:
                 self._add_paired(comparison, keys[comparison.fake], pictures[comparison.real],
                                  pictures[comparison.fake])
+            elif comparison.truth is not None:
+                fakes = pictures[comparison.fake]
+                paths = source_paths(self.opt, batch)[SOURCE_OF[comparison.fake]]
+                truths = [comparison.truth.picture(path, fake.shape) for path, fake in zip(paths, fakes)]
+                found = [index for index, truth in enumerate(truths) if truth is not None]
+                self._add_paired(comparison, [keys[comparison.fake][i] for i in found], [truths[i] for i in found],
+                                 [fakes[i] for i in found])
 
     def _add_features(self, label, keys, pictures):
         """Features of the pictures of `label` not seen before (real ones from the cache when there)."""
@@ -303,19 +378,46 @@ class MetricsCollector:
 
     def finish(self):
         """Merge every process's share (rank 0 gets it all; others get None) and return `Collected`."""
-        shares = device.gather_to_main([(self.features, self.paired, self.inception_usage())])
+        shares = device.gather_to_main([(self.features, self.paired, self.inception_usage(), self.truth_gaps())])
         if not shares:
             return None
-        features, paired = {}, {}
-        for share_features, share_paired, _ in shares:
+        features, paired, gaps = {}, {}, {}
+        for share_features, share_paired, _, share_gaps in shares:
             for label, rows in share_features.items():
                 features.setdefault(label, {}).update(rows)
             for name, by_fake in share_paired.items():
                 for fake, scores in by_fake.items():
                     paired.setdefault(name, {}).setdefault(fake, {}).update(scores)
+            for fake, (missing, mismatched) in share_gaps.items():
+                gaps.setdefault(fake, (set(), set()))[0].update(missing)
+                gaps[fake][1].update(mismatched)
         features = {label: np.stack([rows[k] for k in sorted(rows)]).astype(np.float64)
                     for label, rows in features.items() if rows}
-        return Collected(self.comparisons, features, paired, self.notes, self.protocol([s[2] for s in shares]))
+        notes = self.notes + self._truth_notes(gaps, paired)
+        return Collected(self.comparisons, features, paired, notes, self.protocol([share[2] for share in shares]))
+
+    def truth_gaps(self):
+        """fake label -> (inputs without a same-named ground truth, inputs whose one has another size)."""
+        return {c.fake: (c.truth.missing, c.truth.mismatched) for c in self.comparisons
+                if isinstance(c.truth, SameNameTruth)}
+
+    def _truth_notes(self, gaps, paired):
+        """One line per same-name comparison that could not score every output."""
+        notes = []
+        for comparison in self.comparisons:
+            if comparison.fake not in gaps:
+                continue
+            missing, mismatched = gaps[comparison.fake]
+            scored = len(paired[self.paired_names[0]].get(comparison.fake, {}))
+            title = f"{comparison.fake} vs {comparison.real}"
+            where = comparison.truth.folder
+            if not scored:
+                notes.append(f"{', '.join(self.paired_names)} {title}: no output has a same-named ground truth "
+                             f"in {where}; skipped")
+            elif missing or mismatched:
+                notes.append(f"{', '.join(self.paired_names)} {title}: scored the {scored} outputs with a same-named "
+                             f"ground truth in {where}; {len(missing)} without one, {len(mismatched)} of another size")
+        return notes
 
     def inception_usage(self):
         """(seconds, images) this process spent in the Inception network for this collector."""
@@ -365,16 +467,24 @@ def compute_metrics(names, collected):
             title = f"{comparison.fake} vs {comparison.real}"
             if metric.kind == "distribution":
                 entry = distribution_entry(name, comparison, collected.features, notes)
-            elif comparison.paired:
+            elif comparison.truth is not None and collected.paired[name].get(comparison.fake):
                 scores = list(collected.paired[name][comparison.fake].values())
                 entry = {"value": float(np.mean(scores)), "images": {"pairs": len(scores)}}
             else:
                 continue
             if entry is not None:
                 counts = ", ".join(f"{count} {label}" for label, count in entry["images"].items())
-                entry["protocol"] = f"{name}: {metric.protocol}; images: {counts}; {common}"
+                truth = "" if metric.kind == "distribution" else f"; ground truth: {truth_text(comparison.truth)}"
+                entry["protocol"] = f"{name}: {metric.protocol}; images: {counts}{truth}; {common}"
                 metrics.setdefault(name, {})[title] = entry
     return {"metrics": metrics, "protocol": collected.protocol, "notes": notes}
+
+
+def truth_text(truth):
+    """Where the ground truth of a paired comparison comes from, in words."""
+    if truth == BATCH_TRUTH:
+        return "the real image of the same aligned pair"
+    return f"the same-named file in {truth.folder}, preprocessed as the test images"
 
 
 def distribution_entry(name, comparison, features, notes):
