@@ -5,11 +5,13 @@
 imports torch only when a dataset is actually built, so the option parser can list the modes cheaply.
 """
 import argparse
+import atexit
 import hashlib
 import importlib
 import os
 import secrets
 import signal
+import weakref
 from pathlib import Path
 
 from util.errors import UserError
@@ -137,7 +139,7 @@ def collate_batch(items):
 
 def _ignore_stop_signals(worker_id):
     """Data-loader workers leave Ctrl-C and SIGTERM (often sent to a whole process group) to the main
-    process, which stops training cleanly and then shuts the workers down."""
+    process, which stops training cleanly and then shuts the workers down (see DatasetLoader.close)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
@@ -184,6 +186,17 @@ class DatasetLoader:
             self.dataloader = DataLoader(self.dataset, batch_size=batch_size, sampler=self.sampler,
                                          drop_last=False, **common)
 
+        # Python's exit ends worker processes with SIGTERM, which they ignore, and then waits for them:
+        # a loader still alive at exit (held by a reference cycle) would hang it. Close it first.
+        atexit.register(_close_if_alive, weakref.ref(self))
+
+    def close(self):
+        """Stop the persistent worker processes now (they start again at the next iteration)."""
+        iterator = getattr(self.dataloader, "_iterator", None)  # where DataLoader keeps persistent workers
+        if iterator is not None:
+            iterator._shutdown_workers()
+            self.dataloader._iterator = None
+
     def __len__(self):
         return int(min(len(self.dataset), self.opt.max_dataset_size))
 
@@ -211,6 +224,13 @@ class DatasetLoader:
                 raise UserError(f"{len(self.bad_images)} image files could not be read (more than "
                                 f"--max_bad_images {self.opt.max_bad_images}); replace or remove them, "
                                 "or raise --max_bad_images")
+
+
+def _close_if_alive(loader_ref):
+    """atexit hook: close the DatasetLoader behind a weak reference, if it still exists."""
+    loader = loader_ref()
+    if loader is not None:
+        loader.close()
 
 
 def _usable_cpus():

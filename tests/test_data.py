@@ -2,13 +2,15 @@
 import argparse
 import pickle
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import write_images
+from conftest import REPO_ROOT, write_images
 import data
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import BaseDataset, get_params, get_transform, size_before_crop
@@ -292,3 +294,29 @@ def test_ranks_share_each_epoch_without_overlap():
     single.set_epoch(2, start=1)
     seeds = dict(single)
     assert all(seeds[index] == seed for share in shares for index, seed in share)  # same augmentation
+
+
+EXIT_WITH_LIVE_WORKERS = """
+import gc, sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+from options.train_options import TrainOptions
+from data import create_dataset
+opt = TrainOptions().parse(["--dataroot", {root!r}, "--num_threads", "1", "--gpu_ids", "-1",
+                            "--checkpoints_dir", {ck!r}, "--display_id", "0"])
+loader = create_dataset(opt)
+loader.set_epoch(1)
+next(iter(loader))  # starts the persistent worker
+gc.disable()
+cycle = [loader]
+cycle.append(cycle)  # only the cyclic collector could free the loader, so it is alive at exit
+del loader
+"""
+
+
+def test_exit_does_not_wait_forever_for_persistent_workers(tmp_path, unaligned_root):
+    """Workers ignore SIGTERM (stop signals are the main process's business), which is how Python's
+    exit ends them: a loader still alive at exit must shut its workers down itself."""
+    program = EXIT_WITH_LIVE_WORKERS.format(repo=str(REPO_ROOT), tests=str(REPO_ROOT / "tests"),
+                                            root=str(unaligned_root), ck=str(tmp_path / "ck"))
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
