@@ -265,5 +265,6 @@ def main(argv=None):
         return
     print(f"training finished: weights in {save_dir}, web page {os.path.join(save_dir, 'web', 'index.html')}")
 
+
 if __name__ == "__main__":
     main()

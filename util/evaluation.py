@@ -22,7 +22,7 @@ from data import create_dataset
 from . import checkpoint, train_state
 from .errors import UserError
 from .log import logger
-from .metrics import METRICS, MetricsCollector, compute_metrics
+from .metrics import METRICS, MetricsCollector, compute_metrics, report_values
 
 BEST_PREFIX = "best"
 BEST_SCORE_FILE = "best_score.json"
@@ -41,12 +41,6 @@ def evaluation_options(opt):
     eval_opt.load_size = opt.crop_size
     eval_opt.max_dataset_size = float("inf")
     return eval_opt
-
-
-def flat_values(report):
-    """{metric name: {comparison title: value}} of a metrics report."""
-    return {name: {title: entry["value"] for title, entry in by_title.items()}
-            for name, by_title in report["metrics"].items()}
 
 
 def read_best_score(save_dir):
@@ -128,7 +122,7 @@ class Evaluator:
 
     def score(self, report):
         """--best_metric averaged over the comparisons (both directions of a CycleGAN); None if absent."""
-        values = list(flat_values(report).get(self.opt.best_metric, {}).values())
+        values = list(report_values(report).get(self.opt.best_metric, {}).values())
         return float(np.mean(values)) if values else None
 
     def better(self, score, best_score):
@@ -142,7 +136,7 @@ class Evaluator:
         checkpoint.save_networks(model, self.save_dir, BEST_PREFIX)
         self.best = {"metric": self.opt.best_metric, "score": evaluation.score,
                      "higher_is_better": METRICS[self.opt.best_metric].higher_is_better,
-                     "epoch": epoch, "total_iters": total_iters, "metrics": flat_values(evaluation.report),
+                     "epoch": epoch, "total_iters": total_iters, "metrics": report_values(evaluation.report),
                      "weights": f"{BEST_PREFIX}_net_<name>.pth"}
         text = json.dumps(self.best, indent=2) + "\n"
         checkpoint.atomic_save(text.encode("utf-8"), os.path.join(self.save_dir, BEST_SCORE_FILE),

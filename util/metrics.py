@@ -525,6 +525,12 @@ def report_lines(report):
     return lines + [f"note: {note}" for note in report["notes"]]
 
 
+def report_values(report):
+    """The bare numbers of a report: {metric name: {comparison title: value}}."""
+    return {name: {title: entry["value"] for title, entry in by_title.items()}
+            for name, by_title in report["metrics"].items()}
+
+
 def save_metrics(report, folder):
     """Write `report` to folder/metrics.json; return the file's path."""
     path = os.path.join(folder, "metrics.json")

@@ -24,10 +24,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from util.html import HTML, IMAGE_FOLDER
-from util.log import logger
 from util.curve_plot import plot_loss_curves, plot_metric_curves
 from util.experiment_loggers import ExperimentLoggers
+from util.html import HTML, IMAGE_FOLDER
+from util.log import logger
+from util.metrics import report_values
 from util.util import mkdirs, save_image, tensor2im
 
 CONNECT_TIMEOUT_S = 2.0
@@ -163,20 +164,14 @@ class Visualizer:
         point on the curves; evaluation: util.evaluation.Evaluation; best: the best score's dict
         (util.evaluation's best_score.json) after this evaluation, or None.
         """
-        values = {name: {title: entry["value"] for title, entry in by_title.items()}
-                  for name, by_title in evaluation.report["metrics"].items()}
+        values = report_values(evaluation.report)
         numbers = "".join(f" {name} {title}: {value:.4f}"
                           for name, by_title in values.items() for title, value in by_title.items())
         line = f"(epoch: {epoch}, iters: {total_iters}, evaluation: {evaluation.seconds:.1f} s){numbers}"
-        with open(self.log_path, "a", encoding="utf-8") as log:
-            log.write(line + "\n")
-        record = {"kind": "evaluation", "epoch": epoch, "total_iters": total_iters, "progress": progress,
-                  "metrics": values, "score": evaluation.score, "improved": evaluation.improved,
-                  "seconds": evaluation.seconds,
-                  "feature_images": evaluation.report["protocol"].get("inception_images", 0),
-                  "timestamp": time.time()}
-        with open(self.jsonl_path, "a", encoding="utf-8") as jsonl:
-            jsonl.write(json.dumps(record) + "\n")
+        self._append_to_logs(line, {"kind": "evaluation", "epoch": epoch, "total_iters": total_iters,
+                                    "progress": progress, "metrics": values, "score": evaluation.score,
+                                    "improved": evaluation.improved, "seconds": evaluation.seconds,
+                                    "feature_images": evaluation.report["protocol"].get("inception_images", 0)})
         flat = {f"{name} {title}": value for name, by_title in values.items() for title, value in by_title.items()}
         if self.visdom is not None and flat:
             self.visdom.append_metrics(progress, flat)
@@ -202,15 +197,18 @@ class Visualizer:
         losses = {name: float(value) for name, value in losses.items()}
         line = f"(epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f})"
         line += "".join(f" {name}: {value:.3f}" for name, value in losses.items())
-        with open(self.log_path, "a", encoding="utf-8") as log:
-            log.write(line + "\n")
-        record = {"epoch": epoch, "iters": iters, "time": t_comp, "data": t_data,
-                  "losses": losses, "timestamp": time.time()}
+        record = {"epoch": epoch, "iters": iters, "time": t_comp, "data": t_data, "losses": losses}
         if progress is not None:
             record["progress"] = progress
-        with open(self.jsonl_path, "a", encoding="utf-8") as jsonl:
-            jsonl.write(json.dumps(record) + "\n")
+        self._append_to_logs(line, record)
         return line
+
+    def _append_to_logs(self, line, record):
+        """Append `line` to loss_log.txt and `record` (timestamped) as one JSON line to loss_log.jsonl."""
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+        with open(self.jsonl_path, "a", encoding="utf-8") as jsonl:
+            jsonl.write(json.dumps({**record, "timestamp": time.time()}) + "\n")
 
 
 def read_loss_records(jsonl_path):
