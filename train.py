@@ -70,14 +70,17 @@ class Trainer:
                             "checkpoint is kept: resume from it with a lower --lr, or with --amp bf16 or none "
                             "instead of fp16")
 
-    def save(self, prefix, required=True):
-        """Save the full state and weights under `prefix`. A failing periodic save (required=False) is
-        reported in one line and training goes on; the previous checkpoint stays intact either way."""
+    def save(self, numbered=None, required=True):
+        """Save the full state and the latest weights, plus the weights of a numbered save (an epoch
+        or iter_<n>) when given, as one commit. A failing periodic save (required=False) is reported
+        in one line and training goes on; the previous checkpoint stays intact either way."""
         self.check_losses()
+        # Every rank has its own random streams and image pools; rank 0 writes them all.
+        other_ranks = device.gather_to_main([train_state.rank_state(self.model)])[1:]
         if not self.opt.is_main:
             return  # every rank holds the same weights; rank 0 writes them
         try:
-            train_state.save_checkpoint(self.model, self.progress, self.dataset, self.opt, prefix)
+            train_state.save_checkpoint(self.model, self.progress, self.dataset, self.opt, numbered, other_ranks)
         except UserError as err:
             if required:
                 raise
@@ -151,9 +154,10 @@ class Trainer:
         if self.evaluator and opt.eval_unit == "iters" and crossed(progress.total_iters, step, opt.eval_freq):
             self.evaluate()
         if crossed(progress.total_iters, step, opt.save_latest_freq):
-            prefix = f"iter_{progress.total_iters}" if opt.save_by_iter else "latest"
-            tqdm.write(f"saving the model as {prefix} (epoch {progress.epoch}, total images {progress.total_iters})")
-            self.save(prefix, required=False)
+            numbered = f"iter_{progress.total_iters}" if opt.save_by_iter else None
+            tqdm.write(f"saving the model as {numbered or 'latest'} (epoch {progress.epoch}, "
+                       f"total images {progress.total_iters})")
+            self.save(numbered, required=False)
 
     def evaluate(self):
         """Compute the metrics on the evaluation images, log them and keep the best weights (a failing
@@ -187,7 +191,6 @@ class Trainer:
         if epoch % self.opt.save_epoch_freq == 0 or epoch == self.last_epoch:
             # The last epoch is always saved, so a run never ends without its final weights.
             print(f"saving the model at the end of epoch {epoch}, iters {progress.total_iters}")
-            self.save("latest", required=epoch == self.last_epoch)
             self.save(str(epoch), required=epoch == self.last_epoch)
             train_state.prune_checkpoints(self.save_dir, self.opt.keep_last)
         print(f"End of epoch {epoch} / {self.last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec \t "
@@ -212,7 +215,9 @@ def continue_run(opt, save_dir, model, dataset, state_file, state):
         print(f"continuing from the weights saved as {prefix} (no training state: optimisers restart), "
               f"at epoch {opt.epoch_count}")
         return train_state.Progress(epoch=opt.epoch_count)
-    progress = train_state.restore(model, state)
+    if os.path.basename(state_file) == os.path.basename(train_state.state_path(save_dir, train_state.LATEST)):
+        repair_weight_files(save_dir, state, opt)
+    progress = train_state.restore(model, state, opt.rank)
     if state["data"]["dataset_len"] != len(dataset.dataset):
         logger.warning(f"the dataset changed size since the save ({state['data']['dataset_len']} -> "
                        f"{len(dataset.dataset)} images); this epoch continues in a new order")
@@ -220,6 +225,17 @@ def continue_run(opt, save_dir, model, dataset, state_file, state):
     print(f"continuing from {state_file}: epoch {progress.epoch}, {progress.epoch_iter} images into it, "
           f"{progress.total_iters} images in total")
     return progress
+
+
+def repair_weight_files(save_dir, state, opt):
+    """Rank 0 makes the weights files agree with the state resumed from, and says what it changed
+    (the other ranks read only the state)."""
+    if opt.is_main:
+        rewritten, removed = train_state.repair_weight_files(save_dir, state)
+        for path in rewritten:
+            print(f"rewrote {path} from the training state (a save was interrupted or the file damaged)")
+        for path in removed:
+            print(f"removed {path}: the save it belongs to never completed")
 
 
 @exit_on_user_error
@@ -245,6 +261,7 @@ def main(argv=None):
     print(model.describe_networks(opt.verbose))
     if opt.is_main:
         options.save(opt)
+        train_state.report_disk_plan(model, opt, progress, len(dataset))
     visualizer = visualizer_for(opt)
     if evaluator:
         visualizer.show_best(evaluator.best)  # a continued run's page keeps showing the earlier best
@@ -253,7 +270,7 @@ def main(argv=None):
         with GracefulStop() as stop:
             finished = trainer.run(stop)
             if not finished:
-                trainer.save("latest")
+                trainer.save()
     except BaseException:
         visualizer.close(failed=True)  # marks the W&B run as failed
         raise

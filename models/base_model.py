@@ -129,11 +129,21 @@ class BaseModel(ABC):
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "scalers": [scaler.state_dict() for scaler in self.scalers],
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
-            "pools": {name: pool.state_dict() for name, pool in self.image_pools().items()},
+            "pools": self.pool_states(),
         }
 
+    def pool_states(self):
+        """The image pools' contents (each process of a torchrun job has its own)."""
+        return {name: pool.state_dict() for name, pool in self.image_pools().items()}
+
+    def load_pool_states(self, states):
+        """Restore what `pool_states()` returned."""
+        for name, pool in self.image_pools().items():
+            pool.load_state_dict(states[name], self.device)
+
     def load_training_state(self, state):
-        """Restore what `training_state()` returned."""
+        """Restore what `training_state()` returned, except the image pools: those belong to one
+        process and are restored with `load_pool_states` (util/train_state.restore picks this rank's)."""
         for name, net in self.networks().items():
             unwrap(net).load_state_dict(state["networks"][name])
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
@@ -143,8 +153,6 @@ class BaseModel(ABC):
                 scaler.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
-        for name, pool in self.image_pools().items():
-            pool.load_state_dict(state["pools"][name], self.device)
 
     def train(self):
         """Put every network in training mode."""

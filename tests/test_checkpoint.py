@@ -1,13 +1,18 @@
-"""Weights files: the original tool's layout loads (stale InstanceNorm entries too), saves are atomic,
-unsafe or mismatched files are refused with a clear message."""
+"""Weights files: the original tool's layout loads (stale InstanceNorm entries too), unsafe or mismatched
+files are refused with a clear message, a set of files is saved as one commit and a failed write
+(a full disk) leaves the old files and no temporary ones."""
 import os
 import pickle
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from conftest import REPO_ROOT
 from models.generators import define_G, infer_generator_flags
-from util.checkpoint import atomic_save, clean_state_dict, load_network, load_state_dict_file
+from util.checkpoint import clean_state_dict, load_network, load_state_dict_file, write_files
 from util.errors import UserError
 
 
@@ -70,13 +75,43 @@ def test_mismatched_architecture_names_the_flags(tmp_path):
     assert "--ngf 16" in str(err.value) and "model.1.weight" in str(err.value)
 
 
-def test_atomic_save_keeps_the_old_file_when_a_save_fails(tmp_path):
-    path = tmp_path / "latest_net_G.pth"
-    atomic_save({"w": torch.ones(2)}, str(path))
+def test_a_failing_set_of_files_keeps_every_old_file_and_leaves_no_temporaries(tmp_path):
+    first, second = tmp_path / "latest_net_G.pth", tmp_path / "latest_state.pth"
+    write_files([(str(first), {"w": torch.ones(2)}), (str(second), b"old state")])
     with pytest.raises(Exception):
-        atomic_save({"w": lambda: None}, str(path))  # cannot be pickled
-    assert torch.equal(torch.load(path)["w"], torch.ones(2))
-    assert os.listdir(tmp_path) == ["latest_net_G.pth"]
+        write_files([(str(first), {"w": torch.zeros(2)}), (str(second), {"w": lambda: None})])  # cannot be pickled
+    assert torch.equal(torch.load(first)["w"], torch.ones(2)) and second.read_bytes() == b"old state"
+    assert sorted(os.listdir(tmp_path)) == ["latest_net_G.pth", "latest_state.pth"]
+
+
+def write_under_file_size_limit(limit, files):
+    """Run write_files(<files>, Python source) in a child process whose files may not grow beyond
+    `limit` bytes, as on a full disk."""
+    code = (f"import resource, sys, torch; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+            "from util.checkpoint import write_files\n"
+            "from util.errors import UserError\n"
+            f"try: write_files({files})\n"
+            "except UserError as err: sys.exit(str(err))\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_a_full_disk_names_the_file_and_the_reason(tmp_path):
+    small, large = str(tmp_path / "small.pth"), str(tmp_path / "large.pth")
+    write_files([(small, b"previous"), (large, b"previous")])
+    result = write_under_file_size_limit(100_000, f"[({small!r}, b'new'), ({large!r}, b'x' * 200_000)]")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert re.fullmatch(r"could not write .*large\.pth \(File too large\); free disk space, raise the quota or fix "
+                        r"the folder's permissions \(the previous checkpoint is intact\)\n", result.stderr)
+    assert sorted(os.listdir(tmp_path)) == ["large.pth", "small.pth"]  # no temporary file left
+    assert open(small, "rb").read() == b"previous" and open(large, "rb").read() == b"previous"
+
+
+def test_torch_save_errors_from_a_full_disk_keep_their_reason(tmp_path):
+    # torch.save reports a failed write as a RuntimeError without the errno; the reason must survive.
+    path = str(tmp_path / "weights.pth")
+    result = write_under_file_size_limit(50_000, f"[({path!r}, {{'w': torch.zeros(100_000)}})]")
+    assert "could not write" in result.stderr and "(File too large)" in result.stderr, result.stderr
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("net_g", ["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"])

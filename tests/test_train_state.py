@@ -40,9 +40,8 @@ def test_prune_keeps_the_newest_saves_latest_and_the_newest_state(tmp_path):
 def test_keep_last_in_a_run(tmp_path, unaligned_root):
     train(tmp_path, unaligned_root, "--n_epochs", "4", "--save_epoch_freq", "1", "--keep_last", "2")
     names = sorted(os.listdir(tmp_path / "ck" / "run"))
-    assert [n for n in names if n[0].isdigit()] == [f"{e}_{kind}" for e in (3, 4) for kind in
-                                                    ("net_D_A.pth", "net_D_B.pth", "net_G_A.pth", "net_G_B.pth",
-                                                     "state.pth")]
+    assert [n for n in names if n[0].isdigit()] == [f"{e}_net_{net}.pth" for e in (3, 4)
+                                                    for net in ("D_A", "D_B", "G_A", "G_B")]
     assert "latest_state.pth" in names
 
 
@@ -54,14 +53,15 @@ def test_a_save_without_free_space_is_refused_and_keeps_the_previous_one(tmp_pat
 
 
 def test_a_failing_periodic_save_costs_one_line_and_training_goes_on(tmp_path, unaligned_root):
-    (tmp_path / "ck" / "run" / "iter_2_state.pth").mkdir(parents=True)  # something in the way of that save
+    (tmp_path / "ck" / "run" / "iter_2_net_D_A.pth").mkdir(parents=True)  # something in the way of that save
     result = train(tmp_path, unaligned_root, "--n_epochs", "1", "--save_by_iter", "--save_latest_freq", "2")
-    failures = [line for line in result.stderr.splitlines() if "iter_2_state.pth" in line]
-    assert len(failures) == 1 and failures[0].startswith("warning: could not save")
+    failures = [line for line in result.stderr.splitlines() if "iter_2_net_D_A.pth" in line]
+    assert len(failures) == 1 and failures[0].startswith("warning: could not write")
     assert "Traceback" not in result.stderr
     folder = tmp_path / "ck" / "run"
-    assert (folder / "iter_4_state.pth").is_file() and (folder / "latest_state.pth").is_file()
-    assert not list(folder.glob(".tmp_*"))
+    assert not (folder / "iter_2_net_G_A.pth").exists()  # nothing of the failed save is in place
+    assert (folder / "iter_4_net_G_A.pth").is_file() and (folder / "latest_state.pth").is_file()
+    assert not list(folder.glob(".tmp_*")) and not list(folder.glob("iter_*_state.pth"))
 
 
 def test_continue_finds_the_newest_state_without_epoch_count(tmp_path, unaligned_root):

@@ -1,10 +1,12 @@
 """Saving and loading network weights as the original tool names them: <prefix>_net_<name>.pth.
 
-Files are plain state_dicts of CPU tensors. Saves are atomic (temporary file in the same folder,
-fsync, rename), so a crash mid-save never leaves a broken file in place of a good one. Loads use
+Files are plain state_dicts of CPU tensors. `write_files` saves a set of files as one commit (every
+file written and fsynced under a temporary name, then all renamed), so a crash or a full disk
+mid-save never leaves a broken file in place of a good one. Loads use
 `weights_only=True`, accept the original tool's files (including stale InstanceNorm statistics of
 its published generators) and explain a mismatch instead of dumping a state_dict error.
 """
+import errno
 import glob
 import os
 import pickle
@@ -29,21 +31,100 @@ def remove_stale_temporaries(folder):
         os.remove(path)
 
 
-def atomic_save(obj, path, write=torch.save):
-    """Write `obj` to `path` so that `path` is always either the old or the complete new file.
-    write: function(obj, binary stream) that serialises it (default torch.save)."""
-    folder = os.path.dirname(os.path.abspath(path))
+class _ErrorRecordingStream:
+    """A binary stream that remembers the OSError of a failed write. torch.save turns such an error
+    into a RuntimeError without its errno, and the user needs to hear "No space left on device"."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def write(self, data):
+        try:
+            return self.stream.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self):
+        self.stream.flush()
+
+
+def _write_temporary(obj, folder):
+    """Write `obj` (bytes as they are, anything else with torch.save) to a new fsynced temporary
+    file in `folder` and return its path; OSError when the disk refuses."""
     handle, tmp_path = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=".pth", dir=folder)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            write(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_path, path)
+        with os.fdopen(handle, "wb") as raw:
+            stream = _ErrorRecordingStream(raw)
+            try:
+                if isinstance(obj, bytes):
+                    stream.write(obj)
+                else:
+                    torch.save(obj, stream)
+                stream.flush()
+            except RuntimeError:
+                if stream.error is None:
+                    raise
+                raise stream.error
+            os.fsync(raw.fileno())
     except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+        os.remove(tmp_path)
         raise
+    return tmp_path
+
+
+def _fsync_folder(folder):
+    """Make renames in `folder` survive a power cut (a no-op where folders cannot be opened)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems do not sync folders; the renames are still atomic
+    finally:
+        os.close(handle)
+
+
+def _write_error(path, err):
+    return UserError(f"could not write {path} ({err.strerror or err}); free disk space, raise the quota or fix "
+                     "the folder's permissions (the previous checkpoint is intact)")
+
+
+def write_files(files):
+    """Write the (path, obj) pairs of `files` as one commit: every object goes to an fsynced temporary
+    file first; only when all are written are they renamed into place, in the given order (put the
+    file that marks the set complete last), and the folders fsynced.
+
+    obj: bytes (written as they are) or anything torch.save takes. When a write fails (disk full,
+    quota, read-only folder, a folder in the way) every temporary file is removed, the files in place
+    are untouched and a UserError names the path; other errors (an object that cannot be pickled)
+    propagate the same way. A rename that fails half-way leaves the earlier files renamed and the
+    marker not: the set stays incomplete, which train_state.repair_weight_files mends on resume.
+    """
+    written = []
+    try:
+        for path, obj in files:
+            try:
+                if os.path.exists(path) and not os.path.isfile(path):
+                    raise IsADirectoryError(errno.EISDIR, "something that is not a file is in the way", path)
+                written.append((_write_temporary(obj, os.path.dirname(os.path.abspath(path))), path))
+            except OSError as err:
+                raise _write_error(path, err)
+        for index, (tmp_path, path) in enumerate(written):
+            try:
+                os.replace(tmp_path, path)
+            except OSError as err:
+                del written[:index]  # those are in place; the temporaries left are removed below
+                raise _write_error(path, err)
+    except BaseException:
+        for tmp_path, _ in written:
+            if os.path.exists(tmp_path):
+                os.remove(tmp_path)
+        raise
+    for folder in {os.path.dirname(os.path.abspath(path)) for path, _ in files}:
+        _fsync_folder(folder)
 
 
 def checkpoint_path(save_dir, prefix, net_name):
@@ -51,20 +132,22 @@ def checkpoint_path(save_dir, prefix, net_name):
     return os.path.join(save_dir, f"{prefix}_net_{net_name}.pth")
 
 
-def save_networks(model, save_dir, prefix):
-    """Save every network of `model` as <prefix>_net_<name>.pth (CPU tensors, clean names)."""
-    for name, net in model.networks().items():
-        state = {key: value.detach().cpu() for key, value in unwrap(net).state_dict().items()}
-        try:
-            atomic_save(state, checkpoint_path(save_dir, prefix, name))
-        except OSError as err:
-            raise UserError(f"could not save {checkpoint_path(save_dir, prefix, name)} ({err.strerror}); "
-                            "free disk space or fix the folder's permissions (the previous file is intact)")
+def network_weights(model):
+    """name -> the network's state_dict as CPU tensors with clean names (what a weights file holds)."""
+    return {name: {key: value.detach().cpu() for key, value in unwrap(net).state_dict().items()}
+            for name, net in model.networks().items()}
+
+
+def weight_files(save_dir, prefixes, weights):
+    """The (path, state_dict) pairs that save `weights` (see network_weights) under each prefix."""
+    return [(checkpoint_path(save_dir, prefix, name), state) for prefix in prefixes
+            for name, state in weights.items()]
 
 
 def saved_prefixes(save_dir):
     """The epochs/iterations with saved networks in `save_dir` (e.g. ['5', 'iter_400', 'latest'])."""
-    names = (os.path.basename(path) for path in glob.glob(os.path.join(glob.escape(save_dir), "*_net_*.pth")))
+    names = (os.path.basename(path) for path in glob.glob(os.path.join(glob.escape(save_dir), "*_net_*.pth"))
+             if os.path.isfile(path))
     return sorted({re.sub(r"_net_.*\.pth$", "", name) for name in names})
 
 

@@ -132,12 +132,12 @@ class Evaluator:
         return score < best_score
 
     def save_best(self, model, evaluation, epoch, total_iters):
-        """Save the weights as best_net_*.pth and their score as best_score.json (rank 0 only)."""
-        checkpoint.save_networks(model, self.save_dir, BEST_PREFIX)
-        self.best = {"metric": self.opt.best_metric, "score": evaluation.score,
-                     "higher_is_better": METRICS[self.opt.best_metric].higher_is_better,
-                     "epoch": epoch, "total_iters": total_iters, "metrics": report_values(evaluation.report),
-                     "weights": f"{BEST_PREFIX}_net_<name>.pth"}
-        text = json.dumps(self.best, indent=2) + "\n"
-        checkpoint.atomic_save(text.encode("utf-8"), os.path.join(self.save_dir, BEST_SCORE_FILE),
-                               write=lambda data, stream: stream.write(data))
+        """Save the weights as best_net_*.pth and their score as best_score.json, as one commit (rank 0 only)."""
+        best = {"metric": self.opt.best_metric, "score": evaluation.score,
+                "higher_is_better": METRICS[self.opt.best_metric].higher_is_better,
+                "epoch": epoch, "total_iters": total_iters, "metrics": report_values(evaluation.report),
+                "weights": f"{BEST_PREFIX}_net_<name>.pth"}
+        text = json.dumps(best, indent=2) + "\n"
+        checkpoint.write_files(checkpoint.weight_files(self.save_dir, [BEST_PREFIX], checkpoint.network_weights(model))
+                               + [(os.path.join(self.save_dir, BEST_SCORE_FILE), text.encode("utf-8"))])
+        self.best = best

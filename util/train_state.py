@@ -1,10 +1,14 @@
 """The training-state file: everything needed to continue a run exactly where it stopped.
 
-Every save writes, next to the original-format `<prefix>_net_<name>.pth` weights, one
-`<prefix>_state.pth` holding the networks, optimisers, schedulers, image pools, the position in
-the run (epoch, images done in it, images in total, the epoch's running generator loss), the
-current epoch's data order and data seed, the random states (Python, NumPy, torch CPU and CUDA)
-and the options. Data-loader workers need no saved state: every item's augmentation is seeded
+Every save is one commit of several files (see checkpoint.write_files): the original-format weights
+`<epoch>_net_<name>.pth` or `iter_<n>_net_<name>.pth` of a numbered save (weights only, as the
+original keeps them), `latest_net_<name>.pth`, and last `latest_state.pth`, which marks the set
+complete. It holds the networks, optimisers, schedulers, image pools, the position in the run
+(epoch, images done in it, images in total, the epoch's running generator loss), the current
+epoch's data order and data seed, the random states (Python, NumPy, torch CPU and CUDA; each rank's
+own under torchrun), the prefixes it saved weights under and the options. A kill between the files
+of a save leaves the previous state in place; on resume `repair_weight_files` makes the weights
+files agree with the state again. Data-loader workers need no saved state: every item's augmentation is seeded
 from (data seed, epoch, position). State files hold only tensors and plain Python values, so they
 load with `torch.load(..., weights_only=True)`.
 """
@@ -23,7 +27,8 @@ from . import checkpoint
 from .errors import UserError
 from .log import logger
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+LATEST = "latest"
 STATE_SUFFIX = "_state.pth"
 # Flags that change the networks' parameters: a run cannot continue with other values.
 ARCHITECTURE_OPTIONS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "no_dropout",
@@ -85,8 +90,17 @@ def state_path(save_dir, prefix):
     return os.path.join(save_dir, prefix + STATE_SUFFIX)
 
 
-def build_state(model, progress, loader, opt):
-    """The training state as one dict of tensors and plain values."""
+def rank_state(model):
+    """This process's own random states and image pools (each rank of a torchrun job has its own)."""
+    return {"rng": rng_states(), "pools": model.pool_states()}
+
+
+def build_state(model, progress, loader, opt, saved_as, other_ranks=()):
+    """The training state as one dict of tensors and plain values.
+
+    saved_as: the prefixes whose weights files this save writes; other_ranks: rank_state() of ranks
+    1, 2, ... of a torchrun job (rank 0's are the top-level "rng" and the model's "pools").
+    """
     return {
         "format": STATE_FORMAT,
         "model": model.training_state(),
@@ -95,6 +109,8 @@ def build_state(model, progress, loader, opt):
                      "batches": progress.batches},
         "data": {"seed": loader.seed, "order": list(loader.sampler.order), "dataset_len": len(loader.dataset)},
         "rng": rng_states(),
+        "other_ranks": list(other_ranks),
+        "saved_as": list(saved_as),
         "options": plain_options(opt),
     }
 
@@ -118,17 +134,110 @@ def check_free_space(folder, needed_bytes):
                         f"{needed / 2 ** 20:.0f} MiB; free disk space (the previous checkpoint is intact)")
 
 
-def save_checkpoint(model, progress, loader, opt, prefix):
-    """Write <prefix>_state.pth and the <prefix>_net_<name>.pth weights (UserError if it cannot)."""
+def save_checkpoint(model, progress, loader, opt, numbered=None, other_ranks=()):
+    """Write one save as a single commit: the weights `<numbered>_net_*.pth` (an epoch or iter_<n>
+    save, weights only, as the original tool keeps them) when given, `latest_net_*.pth`, and last
+    `latest_state.pth`, the full training state that marks the set complete. UserError if it cannot
+    (the previous save then stays as it was).
+
+    other_ranks: rank_state() of the other processes of a torchrun job (see build_state).
+    """
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    state = build_state(model, progress, loader, opt)
-    check_free_space(save_dir, 2 * _tensor_bytes(state))
+    prefixes = [numbered, LATEST] if numbered else [LATEST]
+    state = build_state(model, progress, loader, opt, prefixes, other_ranks)
+    files = checkpoint.weight_files(save_dir, prefixes, checkpoint.network_weights(model))
+    files.append((state_path(save_dir, LATEST), state))
+    check_free_space(save_dir, sum(_tensor_bytes(obj) for _, obj in files))
+    checkpoint.write_files(files)
+
+
+def _megabytes(count):
+    """A byte count in MB, as `du --si` and the original's 113 MB per epoch count them."""
+    return f"{count / 1e6:,.0f} MB" if count >= 1e7 else f"{count / 1e6:.2g} MB"
+
+
+def numbered_saves_left(opt, progress, images_per_epoch):
+    """How many numbered saves (epoch saves, or iter_<n> saves with --save_by_iter) the rest of the
+    run makes, and how many of them stay on disk (--keep_last keeps only the newest)."""
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    count = sum(1 for epoch in range(progress.epoch, last_epoch + 1)
+                if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch)
+    if opt.save_by_iter:
+        final_images = progress.total_iters + (last_epoch - progress.epoch + 1) * images_per_epoch - progress.epoch_iter
+        count += final_images // opt.save_latest_freq - progress.total_iters // opt.save_latest_freq
+    return count, min(count, opt.keep_last) if opt.keep_last > 0 else count
+
+
+def estimate_save_sizes(model, opt):
+    """(bytes of one set of weights files, bytes of the training state) of `model`: the state holds
+    the networks, two Adam moments per parameter and the full image pools of every process."""
+    weights = _tensor_bytes(checkpoint.network_weights(model))
+    moments = sum(2 * _tensor_bytes(group["params"]) for optimizer in model.optimizers
+                  for group in optimizer.param_groups)
+    channels = max(opt.input_nc, opt.output_nc)
+    pools = sum(pool.pool_size for pool in model.image_pools().values()) * channels * opt.crop_size ** 2 * 4
+    return weights, weights + moments + pools * opt.world_size
+
+
+def report_disk_plan(model, opt, progress, images_per_epoch):
+    """Print what the run's saves will take on disk; warn when the free space will not last."""
+    save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    weights, state = estimate_save_sizes(model, opt)
+    made, kept = numbered_saves_left(opt, progress, images_per_epoch)
+    latest = weights + state
+    # The newest save is written in full before it replaces the previous one.
+    needed = kept * weights + 2 * latest
+    free = shutil.disk_usage(save_dir).free
+    print(f"disk: {made} numbered save(s) of {_megabytes(weights)} each (weights only"
+          f"{f', the newest {kept} kept' if kept < made else ''}), plus latest: {_megabytes(weights)} of "
+          f"weights and about {_megabytes(state)} of training state; about {_megabytes(needed)} in all, "
+          f"{_megabytes(free)} free in {save_dir}")
+    if free < needed:
+        logger.warning(f"the saves of this run need about {_megabytes(needed)} but only {_megabytes(free)} is free "
+                       f"in {save_dir}; free disk space, or save less with --keep_last or a larger --save_epoch_freq")
+
+
+def repair_weight_files(save_dir, state):
+    """Make the weights files of the save `state` marks complete equal its networks.
+
+    A kill between the renames of a save, or a file damaged since, leaves weights files that are
+    missing or belong to another save; they are rewritten from the state (which holds the networks).
+    Weights of numbered saves beyond the state's position are the remains of a save that never
+    completed: they are removed (training writes them again). Returns the paths rewritten and removed.
+    """
+    networks = state["model"]["networks"]
+    stale = [(path, weights) for path, weights in
+             checkpoint.weight_files(save_dir, state.get("saved_as", []), networks)
+             if not _file_holds(path, weights)]
+    checkpoint.write_files(stale)
+    removed = [path for path in _numbered_weight_files(save_dir) if _saved_after(path, state["progress"])]
+    for path in removed:
+        os.remove(path)
+    return [path for path, _ in stale], removed
+
+
+def _file_holds(path, weights):
+    """Whether the weights file `path` exists and holds exactly `weights`."""
     try:
-        checkpoint.atomic_save(state, state_path(save_dir, prefix))
-    except OSError as err:
-        raise UserError(f"could not save {state_path(save_dir, prefix)} ({err.strerror or err}); free disk space "
-                        "or fix the folder's permissions (the previous checkpoint is intact)")
-    checkpoint.save_networks(model, save_dir, prefix)
+        saved = checkpoint.load_state_dict_file(path)
+    except UserError:
+        return False
+    return saved.keys() == weights.keys() and all(torch.equal(saved[key], weights[key].cpu()) for key in weights)
+
+
+def _numbered_weight_files(save_dir):
+    return [path for path in glob.glob(os.path.join(glob.escape(save_dir), "*_net_*.pth"))
+            if re.match(r"(iter_)?\d+_net_", os.path.basename(path))]
+
+
+def _saved_after(path, progress):
+    """Whether the numbered save `path` lies beyond `progress`: epoch saves are made when their epoch
+    ends (progress then stands at the next epoch), iteration saves at their image count."""
+    name = os.path.basename(path)
+    iteration = re.match(r"iter_(\d+)_", name)
+    if iteration:
+        return int(iteration.group(1)) > progress["total_iters"]
+    return int(re.match(r"(\d+)_", name).group(1)) >= progress["epoch"]
 
 
 def _saved_states(save_dir):
@@ -167,10 +276,23 @@ def _as_flag(name, value):
     return f"--{name} {value}"
 
 
-def restore(model, state):
-    """Load a training state into `model` and the random generators; return its Progress."""
+def restore(model, state, rank=0):
+    """Load a training state into `model` and the random generators; return its Progress.
+
+    rank: this process's rank; each rank of a torchrun job takes back its own random states and
+    image pools (a rank the save did not have keeps its fresh ones, with a warning).
+    """
     model.load_training_state(state["model"])
-    restore_rng_states(state["rng"])
+    own = {"rng": state["rng"], "pools": state["model"]["pools"]}
+    if rank > 0:
+        others = state.get("other_ranks", [])
+        own = others[rank - 1] if rank <= len(others) else None
+        if own is None:
+            logger.warning(f"the save holds no random states for rank {rank} (it was made by "
+                           f"{len(others) + 1} process(es)); this rank continues with fresh ones")
+    if own is not None:
+        restore_rng_states(own["rng"])
+        model.load_pool_states(own["pools"])
     saved = state["progress"]
     return Progress(epoch=saved["epoch"], epoch_iter=saved["epoch_iter"], total_iters=saved["total_iters"],
                     loss_sum=saved["loss_sum"].to(model.device), batches=saved["batches"],
