@@ -212,9 +212,9 @@ def test_missing_and_empty_folders_raise_user_errors(tmp_path):
 
 
 def test_plugin_lookup():
-    assert data.available_dataset_modes() == ["aligned", "single", "unaligned"]
+    assert data.available_dataset_modes() == ["aligned", "colorization", "single", "unaligned"]
     assert data.find_dataset_using_name("unaligned") is UnalignedDataset
-    with pytest.raises(UserError, match="aligned, single, unaligned"):
+    with pytest.raises(UserError, match="aligned, colorization, single, unaligned"):
         data.find_dataset_using_name("colourful")
     parser = argparse.ArgumentParser()
     assert data.get_option_setter("aligned")(parser, True) is parser
