@@ -25,9 +25,10 @@ def require_lab_layout(opt, what):
     opt: options (input_nc, output_nc, direction); what: the flag that asks for Lab data, for the message.
     """
     if (opt.input_nc, opt.output_nc, opt.direction) != (1, 2, "AtoB"):
-        raise UserError(f"{what} turns the L channel into the ab channels, so it needs --input_nc 1 "
-                        f"--output_nc 2 --direction AtoB (its defaults), not --input_nc {opt.input_nc} "
-                        f"--output_nc {opt.output_nc} --direction {opt.direction}; pass those values or leave the flags out")
+        raise UserError(f"{what} maps the L channel to the ab channels (--input_nc 1 --output_nc 2 --direction "
+                        f"AtoB, the defaults of --dataset_mode colorization), not --input_nc {opt.input_nc} "
+                        f"--output_nc {opt.output_nc} --direction {opt.direction}; use --dataset_mode "
+                        "colorization and leave those flags out")
 
 
 def rgb_to_lab_tensors(picture):
