@@ -1,4 +1,11 @@
-"""Paired data for pix2pix: each file in dataroot/<phase> holds A on its left half and B on its right half."""
+"""Paired data for pix2pix: each file in dataroot/<phase> holds A on its left half and B on its right half.
+
+A file of width w is split at int(w / 2), as the original tool splits it: A is the left int(w / 2) columns,
+B the rest. For an odd width B then has one column more; that last column is dropped, so that both halves
+have the same size under every --preprocess (also `none`, where the sizes are kept) and column x of A
+stays aligned with column x of B (resizing the wider B to --load_size, as the original does, would shift
+its right side by up to one pixel).
+"""
 import os
 
 from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
@@ -6,13 +13,13 @@ from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_t
 from data.image_io import load_image
 from data.image_folder import make_dataset
 from util.errors import UserError
+from util.log import logger
 
 
 class AlignedDataset(BaseDataset):
     """Yields {'A', 'B', 'A_paths', 'B_paths'}; both halves get the same crop and flip so they stay aligned.
 
-    A file of odd width is refused by `validate` before training (it cannot be two equal halves). With
-    --direction BtoA the halves are not swapped here (the model swaps them); only the channel counts are.
+    With --direction BtoA the halves are not swapped here (the model swaps them); only the channel counts are.
     opt: options (dataroot, phase, direction, input_nc, output_nc, max_dataset_size, preprocessing).
     """
 
@@ -29,17 +36,21 @@ class AlignedDataset(BaseDataset):
 
     def validate(self):
         sizes = header_sizes(self.paths)
+        narrow = [path for path, (width, _) in sizes.items() if width < 2]
+        if narrow:
+            raise UserError(f"{len(narrow)} aligned image(s) are 1 pixel wide (e.g. {narrow[0]}), too narrow to "
+                            "hold an A|B pair side by side; remove them or use --dataset_mode single")
         odd = [path for path, (width, _) in sizes.items() if width % 2]
         if odd:
-            raise UserError(f"{len(odd)} aligned image(s) have an odd width (e.g. {odd[0]}), so they cannot be "
-                            "A|B pairs of equal halves; rebuild them with datasets/combine_A_and_B.py or use "
-                            "--dataset_mode unaligned")
+            logger.info(f"note: {len(odd)} aligned image(s) have an odd width (e.g. {odd[0]}); each is split at "
+                        "half its width rounded down, as the original tool does, and B's extra last column is "
+                        "dropped so that both halves have the same size")
         note_small_images(self.opt, {path: (width // 2, height) for path, (width, height) in sizes.items()})
 
     def load_item(self, index, rng):
         path = self.paths[index]
         pair = load_image(path, "RGB")
-        half = pair.width // 2
+        half = pair.width // 2  # int(w / 2); B's extra column of an odd width is dropped (module docstring)
         halves = {"A": pair.crop((0, 0, half, pair.height)), "B": pair.crop((half, 0, 2 * half, pair.height))}
         transform = get_transform(self.opt, get_params(self.opt, halves["A"].size, rng))
         item = {domain: transform(image.convert(self.modes[domain])) for domain, image in halves.items()}

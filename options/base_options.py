@@ -26,8 +26,10 @@ from util.metrics import METRICS, parse_metric_names
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
-# Flags that decide a generator's parameter shapes: read back from train_opt.txt at test time.
-ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout")
+# Flags that decide a generator's parameter shapes: read back from train_opt.txt at test time. (Test
+# time builds generators only; --init_type/--init_gain do not shape them, the loaded weights replace
+# their values.)
+ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc")
 
 
 class DeprecatedAlias(argparse.Action):

@@ -46,6 +46,10 @@ class TestOptions(BaseOptions):
         if not os.path.isfile(saved_path):
             return
         saved = read_saved_options(saved_path, parser)
+        if getattr(opt, "model_suffix", "") == "_B" and saved.get("model") == "cycle_gan" and \
+                {"input_nc", "output_nc"} <= saved.keys():
+            # The test model then runs the CycleGAN's G_B, which maps the output channels to the input ones.
+            saved["input_nc"], saved["output_nc"] = saved["output_nc"], saved["input_nc"]
         taken = []
         for flag in ARCHITECTURE_FLAGS:
             if flag not in explicit and flag in saved and saved[flag] != getattr(opt, flag):

@@ -35,7 +35,9 @@ class TrainOptions(BaseOptions):
         g.add_argument("--use_wandb", action="store_true",
                        help="also log losses, metrics and pictures to Weights & Biases (set WANDB_MODE=offline to "
                             "keep them local)")
-        g.add_argument("--wandb_project", type=str, default="CycleGAN-and-pix2pix", help="W&B project of the run")
+        # --wandb_project_name is the 2025 original's spelling: a current name there, so a silent synonym.
+        g.add_argument("--wandb_project", "--wandb_project_name", type=str, default="CycleGAN-and-pix2pix",
+                       help="W&B project of the run")
         g = parser.add_argument_group("evaluation during training")
         g.add_argument("--eval_freq", type=int, default=0,
                        help="compute --metrics every this many epochs (and after the last one), or images with "

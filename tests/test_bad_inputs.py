@@ -68,6 +68,11 @@ def setup_odd_aligned(work):
     return work / "d"
 
 
+def setup_narrow_aligned(work):
+    write_images(work / "d" / "train", 2, size=(1, 36))
+    return work / "d"
+
+
 def setup_file_in_the_way(work):
     (work / "afile").write_text("a file, not a folder")
     return unaligned(work)
@@ -98,8 +103,11 @@ CASES = [
     ("trainB empty", "train.py", setup_empty_b, [], 2, r"no images in .*trainB"),
     ("no supported images", "train.py", setup_unsupported, [], 2, r"no images in .*trainB.*\.png"),
     ("aligned folder missing", "train.py", unaligned, ["--model", "pix2pix"], 2, r"train'? does not exist"),
-    ("aligned odd width", "train.py", setup_odd_aligned, ["--model", "pix2pix", "--netG", "unet_128"], 2,
-     r"odd width .*combine_A_and_B"),
+    ("aligned odd width", "train.py", setup_odd_aligned, ["--model", "pix2pix"], 0,
+     r"2 aligned image\(s\) have an odd width .*split at half its width"),
+    ("aligned odd width, preprocess none", "train.py", setup_odd_aligned, ["--model", "pix2pix", "--preprocess", "none"],
+     0, r"training finished"),
+    ("aligned 1 px wide", "train.py", setup_narrow_aligned, ["--model", "pix2pix"], 2, r"1 pixel wide .*too narrow"),
     ("input_nc impossible", "train.py", unaligned, ["--input_nc", "2"], 2, r"1 or 3"),
     ("batch larger than dataset", "train.py", unaligned, ["--batch_size", "9"], 2, r"--batch_size 9 x 1 process\(es\) is larger .*\(4 images\)"),
     ("checkpoints_dir unwritable", "train.py", setup_file_in_the_way, ["--checkpoints_dir", "afile/ck"], 2,

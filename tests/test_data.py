@@ -116,6 +116,22 @@ def test_aligned_halves_get_identical_crop_and_flip(tmp_path):
     assert any(not torch.equal(items[0]["A"], item["A"]) for item in items[1:])  # crops do vary
 
 
+@pytest.mark.parametrize("width, is_train", [(81, False), (85, True)])
+def test_odd_width_is_split_as_the_original_and_b_keeps_a_size(tmp_path, width, is_train):
+    # Under --preprocess none the sizes are kept at test time and rounded to multiples of 4 in training
+    # (42 -> 40 but 43 -> 44): both would differ without B's extra column dropped.
+    pixels = np.array(picture(width, 36, seed=4))
+    (tmp_path / "train").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "train" / "odd.png")
+    opt = make_opt(tmp_path, preprocess="none", isTrain=is_train, no_flip=True)
+    item = AlignedDataset(opt)[0]
+    assert hw(item["A"]) == hw(item["B"])
+    if not is_train:
+        half = width // 2
+        expected_b = torch.from_numpy(pixels[:, half:2 * half]).permute(2, 0, 1) / 255.0 * 2 - 1
+        assert hw(item["A"]) == (36, half) and torch.allclose(item["B"], expected_b)
+
+
 def test_channel_counts_follow_direction(unaligned_root, aligned_root):
     gray_a = UnalignedDataset(make_opt(unaligned_root, input_nc=1))[0]
     assert gray_a["A"].shape[0] == 1 and gray_a["B"].shape[0] == 3
@@ -212,9 +228,9 @@ def test_missing_and_empty_folders_raise_user_errors(tmp_path):
 
 
 def test_plugin_lookup():
-    assert data.available_dataset_modes() == ["aligned", "single", "unaligned"]
+    assert data.available_dataset_modes() == ["aligned", "colorization", "single", "unaligned"]
     assert data.find_dataset_using_name("unaligned") is UnalignedDataset
-    with pytest.raises(UserError, match="aligned, single, unaligned"):
+    with pytest.raises(UserError, match="aligned, colorization, single, unaligned"):
         data.find_dataset_using_name("colourful")
     parser = argparse.ArgumentParser()
     assert data.get_option_setter("aligned")(parser, True) is parser

@@ -31,7 +31,8 @@ DOWNLOADS = [
      "checkpoints/day2night_pretrained/latest_net_G.pth"),
 ]
 EXAMPLE_SCRIPTS = ["scripts/train_cyclegan.sh", "scripts/test_cyclegan.sh", "scripts/train_pix2pix.sh",
-                   "scripts/test_pix2pix.sh", "scripts/test_single.sh"]
+                   "scripts/test_pix2pix.sh", "scripts/test_single.sh", "scripts/train_colorization.sh",
+                   "scripts/test_colorization.sh"]
 PTH_BYTES = b"not really a state_dict, just bytes to compare"
 
 
@@ -264,7 +265,8 @@ def test_shell_scripts_parse(script):
 @pytest.mark.parametrize("script, entry, model", [
     ("scripts/train_cyclegan.sh", "train.py", "cycle_gan"), ("scripts/test_cyclegan.sh", "test.py", "cycle_gan"),
     ("scripts/train_pix2pix.sh", "train.py", "pix2pix"), ("scripts/test_pix2pix.sh", "test.py", "pix2pix"),
-    ("scripts/test_single.sh", "test.py", "test")])
+    ("scripts/test_single.sh", "test.py", "test"), ("scripts/train_colorization.sh", "train.py", "colorization"),
+    ("scripts/test_colorization.sh", "test.py", "colorization")])
 def test_example_scripts_call_our_entry_points(tmp_path, script, entry, model):
     # a fake python records the command line instead of training
     fake = tmp_path / "fake_python"

@@ -2,6 +2,7 @@
 import json
 import re
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -126,6 +127,12 @@ def test_wgangp_plateau_grayscale_and_template(tmp_path, unaligned_root, aligned
           "--output_nc", "1", "--n_epochs", "1", "--n_epochs_decay", "0", "--display_freq", "1")
     weight = torch.load(tmp_path / "ck" / "gray" / "latest_net_G_A.pth", weights_only=True)["model.1.weight"]
     assert weight.shape[1] == 1
+    # Tested without repeating --input_nc/--output_nc: they come from train_opt.txt like --netG.
+    result = run_test(tmp_path, unaligned_root / "testA", "gray", "--model", "test", "--model_suffix", "_A",
+                      "--crop_size", "32")
+    assert "--input_nc 1, --output_nc 1" in result.stderr
+    fake = np.asarray(Image.open(tmp_path / "results" / "gray" / "test_latest" / "images" / "img_000_fake.png"))
+    assert fake.shape == (32, 32, 3) and (fake[..., 0] == fake[..., 2]).all()  # one channel, shown grey
     train(tmp_path, aligned_root, "tmpl", "--model", "template", "--netG", "resnet_6blocks", "--n_epochs", "1",
           "--n_epochs_decay", "0")
     assert (tmp_path / "ck" / "tmpl" / "latest_net_G.pth").is_file()

@@ -133,6 +133,24 @@ def test_test_time_architecture_comes_from_train_opt(tmp_path, capsys):
     assert parse_test(tmp_path, "--name", "exp", "--ngf", "16").ngf == 16  # what the user types wins
 
 
+def test_test_time_channel_counts_come_from_train_opt(tmp_path):
+    parse_train(tmp_path, "--name", "exp", "--input_nc", "1", "--output_nc", "3", "--lambda_identity", "0")
+    opt = parse_test(tmp_path, "--name", "exp", "--model", "cycle_gan")
+    assert (opt.input_nc, opt.output_nc) == (1, 3)
+    assert parse_test(tmp_path, "--name", "exp", "--model_suffix", "_A").input_nc == 1
+    opt = parse_test(tmp_path, "--name", "exp", "--model_suffix", "_B")  # G_B maps B (3 channels) to A (1)
+    assert (opt.input_nc, opt.output_nc) == (3, 1)
+    assert parse_test(tmp_path, "--name", "exp", "--model_suffix", "_B", "--input_nc", "1").input_nc == 1
+
+
+def test_wandb_project_name_is_a_silent_synonym(tmp_path, capsys):
+    opt = parse_train(tmp_path, "--name", "wb", "--wandb_project_name", "my_project")
+    assert opt.wandb_project == "my_project" and not hasattr(opt, "wandb_project_name")
+    assert "wandb_project_name" not in capsys.readouterr().err  # no deprecation notice: a current name
+    assert "wandb_project: my_project" in (tmp_path / "ck" / "wb" / "train_opt.txt").read_text()
+    assert parse_train(tmp_path, "--name", "other").wandb_project == "CycleGAN-and-pix2pix"
+
+
 def test_the_test_model_cannot_be_trained(tmp_path):
     with pytest.raises(UserError, match="cannot be trained"):
         parse_train(tmp_path, "--model", "test")

@@ -1,0 +1,45 @@
+"""Colorization data: natural RGB pictures in dataroot/<phase>, each split into its Lab lightness and colour.
+
+No A|B pairs are needed (and no combine step): every picture is its own pair. A is the L channel and
+B the ab channels, normalised to [-1, 1] (see util/lab_color.py), e.g. datasets/mini_colorization/train.
+"""
+import os
+
+from data.base_dataset import BaseDataset, get_params, get_transform, header_sizes, note_small_images
+from data.image_io import load_image
+from data.image_folder import make_dataset
+from util.lab_color import require_lab_layout, rgb_to_lab_tensors
+
+
+class ColorizationDataset(BaseDataset):
+    """Yields {'A': L (1 channel), 'B': ab (2 channels), 'A_paths', 'B_paths'} (both paths the same file).
+
+    The picture is resized, cropped and flipped in RGB first, then converted to Lab.
+    opt: options (dataroot, phase, max_dataset_size, preprocessing; input_nc 1, output_nc 2, direction AtoB).
+    """
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        parser.set_defaults(input_nc=1, output_nc=2, direction="AtoB")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        require_lab_layout(opt, "--dataset_mode colorization")
+        self.paths = make_dataset(os.path.join(opt.dataroot, opt.phase), opt.max_dataset_size)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def source_paths(self, index):
+        return [self.paths[index]]
+
+    def validate(self):
+        note_small_images(self.opt, header_sizes(self.paths))
+
+    def load_item(self, index, rng):
+        path = self.paths[index]
+        image = load_image(path, "RGB")
+        image = get_transform(self.opt, get_params(self.opt, image.size, rng), convert=False)(image)
+        lightness, ab = rgb_to_lab_tensors(image)
+        return {"A": lightness, "B": ab, "A_paths": path, "B_paths": path}
