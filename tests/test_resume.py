@@ -11,6 +11,8 @@ import torch
 
 from conftest import REPO_ROOT, write_images
 
+STALL_HELPER = REPO_ROOT / "tests" / "helpers" / "stall"
+
 BASE = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--display_id", "0", "--seed", "3", "--deterministic",
         "--load_size", "36", "--crop_size", "32", "--print_freq", "1", "--save_latest_freq", "1",
         "--num_threads", "1", "--netG", "resnet_6blocks", "--pool_size", "3"]
@@ -44,12 +46,24 @@ def no_process_left_behind():
             process.wait()
 
 
-def start(cmd, tmp_path, **streams):
+def start(cmd, tmp_path, stall_at=None, **streams):
+    """Start a training process in its own process group; stall_at: where it stalls in a save (see
+    tests/helpers/stall/sitecustomize.py)."""
     streams = streams or dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    process = subprocess.Popen(cmd, cwd=tmp_path, text=True, start_new_session=True,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1"), **streams)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if stall_at:
+        env.update(STALL_AT=stall_at, PYTHONPATH=os.pathsep.join([str(STALL_HELPER), env.get("PYTHONPATH", "")]))
+    process = subprocess.Popen(cmd, cwd=tmp_path, text=True, start_new_session=True, env=env, **streams)
     STARTED.append(process)
     return process
+
+
+def wait_for_stall(process):
+    """Block until the process stalls where it was told to (see start)."""
+    for line in process.stderr:
+        if line.startswith("stalled at "):
+            return
+    raise AssertionError("the process ended without reaching its stall point:\n" + process.stdout.read()[-3000:])
 
 
 def wait_for_loss_line(process):
@@ -127,26 +141,62 @@ def test_second_ctrl_c_exits_at_once(tmp_path, dataset):
     assert "stopped at once" in out and "Traceback" not in out
 
 
-def test_sigkill_at_random_moments_always_leaves_a_loadable_state(tmp_path, dataset):
-    epochs = 12  # 13 epochs x 4 images = 52 iterations, each followed by a save
+def kill(process):
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+
+
+def assert_weights_match_state(folder, prefix, state):
+    for name, weights in state["model"]["networks"].items():
+        assert_identical(torch.load(folder / f"{prefix}_net_{name}.pth", weights_only=True), weights, prefix + name)
+
+
+# Kills aimed inside saves: each resumed process stalls at one moment of a save (see start) and is
+# killed there. In the process's second save: after every temporary file is written, none renamed;
+# with part of the weights renamed; with every weights file renamed but not the state.
+AIMED_MID_RUN = ["after:latest_state.pth,before:latest_net_G_A.pth", "after:latest_state.pth,after:latest_net_G_B.pth",
+                 "after:latest_state.pth,before:latest_state.pth",
+                 "after:5_net_D_A.pth"]  # inside the epoch-5 save, between its numbered weights files
+
+
+def aimed_at_final_save(last):
+    """Moments inside the final save (the only one with <last epoch>_net_* files)."""
+    numbered_done = f"after:{last}_net_D_B.pth"
+    return [f"before:{last}_net_G_A.pth", f"after:{last}_net_G_B.pth", numbered_done,
+            f"{numbered_done},after:latest_net_G_A.pth", f"{numbered_done},before:latest_state.pth",
+            f"{numbered_done},after:latest_state.pth"]  # committed, killed before it could say so
+
+
+def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(tmp_path, dataset):
+    epochs = 7  # 8 epochs x 4 images = 32 iterations, each followed by a save; epochs 5 and 8 numbered
+    last = epochs + 1
     run_to_end(command(tmp_path, dataset, "straight", epochs), tmp_path)
-    rng = random.Random(0)
-    kills = 0
+    folder = tmp_path / "ck" / "killed"
     resumed = command(tmp_path, dataset, "killed", epochs, "--continue_train")
-    process = start(command(tmp_path, dataset, "killed", epochs), tmp_path)
-    while kills < 20:
-        try:
+    rng = random.Random(0)
+    plan = AIMED_MID_RUN + [None] * 10 + aimed_at_final_save(last)  # None: a kill at a random moment
+    kills = 0
+    process = start(command(tmp_path, dataset, "killed", epochs), tmp_path, stall_at=AIMED_MID_RUN[0])
+    for index, stall_at in enumerate(plan):
+        if stall_at:
+            wait_for_stall(process)
+        else:
             wait_for_loss_line(process)
-        except AssertionError:
-            break  # finished before we could kill it
-        time.sleep(rng.uniform(0.0, 0.25))
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+            time.sleep(rng.uniform(0.0, 0.25))
+        kill(process)
         kills += 1
         state = load_state(tmp_path, "killed")  # loadable after every kill, whatever it interrupted
         assert state["progress"]["total_iters"] > 0
-        process = start(resumed, tmp_path)
-    process.communicate(timeout=600)
-    assert process.returncode == 0
-    assert kills == 20
+        process = start(resumed, tmp_path, stall_at=plan[index + 1] if index + 1 < len(plan) else None)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    assert kills == len(plan) >= 20 and "training finished" in out
     assert_same_run(tmp_path, "straight", "killed")
+    state = load_state(tmp_path, "killed")
+    assert_weights_match_state(folder, "latest", state)  # the finished run's weights are its final state's
+    assert_weights_match_state(folder, str(last), state)
+    for prefix in ("5", str(last)):  # every numbered save complete and equal to the straight run's
+        for name in state["model"]["networks"]:
+            assert_identical(torch.load(folder / f"{prefix}_net_{name}.pth", weights_only=True),
+                             torch.load(tmp_path / "ck" / "straight" / f"{prefix}_net_{name}.pth", weights_only=True))
+    assert not list(folder.glob(".tmp_*")) and [path.name for path in folder.glob("*_state.pth")] == ["latest_state.pth"]

@@ -1,12 +1,17 @@
-"""Training-state files: pruning, free-space and failing saves, picking the state to resume from."""
+"""Training-state files: pruning, disk use, full disks and failing saves, picking the state to resume from and
+putting its weights files back in order."""
 import os
+import re
+import resource
+import subprocess
+import sys
 import time
 from collections import namedtuple
 
 import pytest
 import torch
 
-from conftest import run_script
+from conftest import REPO_ROOT, run_script
 from util import train_state
 from util.errors import UserError
 
@@ -88,3 +93,86 @@ def test_a_damaged_newest_state_is_skipped_for_an_older_one(tmp_path):
     (tmp_path / "latest_state.pth").write_bytes(b"damaged")
     path, state = train_state.find_resume_state(str(tmp_path), "latest")
     assert path == str(older) and state["progress"]["epoch"] == 2
+
+
+def weights_equal_state(folder, prefix, state):
+    """Whether every <prefix>_net_<name>.pth holds exactly the networks of `state`."""
+    for name, weights in state["model"]["networks"].items():
+        saved = torch.load(folder / f"{prefix}_net_{name}.pth", weights_only=True)
+        if saved.keys() != weights.keys() or not all(torch.equal(saved[k], weights[k]) for k in weights):
+            return False
+    return True
+
+
+def test_resume_puts_back_the_weights_a_killed_final_save_did_not_write(tmp_path, unaligned_root):
+    # What a kill between the files of the last save used to leave: a state past the last epoch
+    # whose weights files are missing, damaged, or from a save that never completed.
+    train(tmp_path, unaligned_root, "--n_epochs", "2")
+    folder = tmp_path / "ck" / "run"
+    (folder / "2_net_G_A.pth").unlink()
+    (folder / "latest_net_D_B.pth").write_bytes(b"half written")
+    (folder / "3_net_G_B.pth").write_bytes((folder / "2_net_G_B.pth").read_bytes())
+    result = train(tmp_path, unaligned_root, "--n_epochs", "2", "--continue_train")
+    rewritten = re.findall(r"rewrote .*/(\S+) from the training state", result.stdout)
+    assert sorted(rewritten) == ["2_net_G_A.pth", "latest_net_D_B.pth"]
+    assert re.search(r"removed .*3_net_G_B.pth: the save it belongs to never completed", result.stdout)
+    assert "training finished" in result.stdout and not (folder / "3_net_G_B.pth").exists()
+    state = torch.load(folder / "latest_state.pth", weights_only=True)
+    assert weights_equal_state(folder, "2", state) and weights_equal_state(folder, "latest", state)
+
+
+def test_numbered_saves_hold_only_the_weights(tmp_path, unaligned_root):
+    result = train(tmp_path, unaligned_root, "--n_epochs", "3", "--save_epoch_freq", "1")
+    folder = tmp_path / "ck" / "run"
+    weights = sum(path.stat().st_size for path in folder.glob("latest_net_*.pth"))
+    for epoch in (1, 2, 3):
+        assert sum(path.stat().st_size for path in folder.glob(f"{epoch}_*")) == weights
+    assert [path.name for path in folder.glob("*_state.pth")] == ["latest_state.pth"]
+    assert re.search(r"^disk: 3 numbered save\(s\) of .* MB each \(weights only\), plus latest: .* of weights and "
+                     r"about .* of training state; about .* in all, .* free in ", result.stdout, re.M)
+
+
+def test_the_disk_plan_warns_when_the_space_will_not_last(tmp_path, unaligned_root, monkeypatch):
+    from types import SimpleNamespace
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(train_state.shutil, "disk_usage", lambda folder: Usage(10 ** 9, 10 ** 9, 10 ** 5))
+    model = SimpleNamespace(optimizers=[], image_pools=lambda: {}, networks=lambda: {"G": torch.nn.Linear(100, 100)})
+    opt = SimpleNamespace(checkpoints_dir=str(tmp_path), name="run", n_epochs=10, n_epochs_decay=10,
+                          save_epoch_freq=5, save_by_iter=False, save_latest_freq=4, keep_last=0, input_nc=3,
+                          output_nc=3, crop_size=32, world_size=1)
+    (tmp_path / "run").mkdir()
+    records = []
+    monkeypatch.setattr(train_state.logger, "warning", records.append)
+    train_state.report_disk_plan(model, opt, train_state.Progress(epoch=1), images_per_epoch=8)
+    assert len(records) == 1 and "free disk space, or save less with --keep_last" in records[0]
+    # 4 epoch saves (5, 10, 15, 20); with --save_by_iter also one per 4 images (84, 88, ..., 160 from image 81).
+    assert train_state.numbered_saves_left(opt, train_state.Progress(epoch=1), 8) == (4, 4)
+    opt.save_by_iter, opt.keep_last = True, 10
+    assert train_state.numbered_saves_left(opt, train_state.Progress(epoch=11, total_iters=81), 8) == (2 + 20, 10)
+
+
+def train_with_file_size_limit(tmp_path, root, limit, *flags):
+    """train.py whose files may not grow beyond `limit` bytes: a disk that fills up."""
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    command = [sys.executable, str(REPO_ROOT / "train.py"), "--dataroot", str(root), "--name", "run",
+               "--checkpoints_dir", str(tmp_path / "ck"), *TINY, *flags]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          preexec_fn=limit_file_size)
+
+
+def test_a_disk_that_fills_up_fails_periodic_saves_with_a_warning_and_the_final_save_with_exit_2(
+        tmp_path, unaligned_root):
+    train(tmp_path, unaligned_root, "--n_epochs", "1")
+    folder = tmp_path / "ck" / "run"
+    before = {path.name: path.read_bytes() for path in folder.glob("*.pth")}
+    result = train_with_file_size_limit(tmp_path, unaligned_root, len(before["latest_state.pth"]) - 1,
+                                        "--n_epochs", "2", "--continue_train", "--save_latest_freq", "2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    periodic = [line for line in result.stderr.splitlines() if line.startswith("warning: could not write")]
+    assert len(periodic) == 2 and all("latest_state.pth (File too large)" in line for line in periodic)
+    assert re.fullmatch(r"error: could not write .*latest_state.pth \(File too large\); free disk space, raise the "
+                        r"quota or fix the folder's permissions \(the previous checkpoint is intact\)",
+                        result.stderr.strip().splitlines()[-1])
+    assert {path.name: path.read_bytes() for path in folder.glob("*.pth")} == before  # nothing written, nothing lost
+    assert not list(folder.glob(".tmp_*"))
