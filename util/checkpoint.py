@@ -186,7 +186,7 @@ def load_state_dict_file(path):
     except pickle.UnpicklingError as err:
         raise UserError(f"refusing to load {path}: it is not a plain weights file ({str(err).splitlines()[0]}); "
                         "use a checkpoint written by this tool or the original one")
-    except (RuntimeError, EOFError, OSError) as err:
+    except Exception as err:  # noqa: BLE001 - garbage makes the unpickler fail in many ways (KeyError, ...)
         raise UserError(f"cannot read {path} ({str(err).splitlines()[0]}); the file is damaged, "
                         "pick another --epoch or re-download it")
 
