@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,3 +54,41 @@ def run_script(script, *args, cwd, timeout=600):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout)
+
+
+STALL_HELPER = REPO_ROOT / "tests" / "helpers" / "stall"
+
+
+def start_process(command, cwd, stall_at=None, **streams):
+    """Start `command` in its own process group (so that os.killpg reaches its children), with text
+    pipes unless `streams` says otherwise; stall_at: the moment of a save where it stalls until killed
+    (see tests/helpers/stall/sitecustomize.py and wait_for_stall)."""
+    streams = streams or dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if stall_at:
+        env.update(STALL_AT=stall_at, PYTHONPATH=os.pathsep.join([str(STALL_HELPER), env.get("PYTHONPATH", "")]))
+    return subprocess.Popen(list(map(str, command)), cwd=cwd, text=True, start_new_session=True, env=env, **streams)
+
+
+def wait_for_stall(process):
+    """Block until a process started with stall_at has stalled there."""
+    for line in process.stderr:
+        if line.startswith("stalled at "):
+            return
+    raise AssertionError("the process ended without reaching its stall point:\n" + process.stdout.read()[-3000:])
+
+
+def assert_identical(a, b, path="state"):
+    """Exact equality of nested states (tensors bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_identical(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for index, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{path}[{index}]")
+    else:
+        assert a == b, path

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, write_images
+from conftest import REPO_ROOT, assert_identical, start_process, wait_for_stall, write_images
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
@@ -117,6 +117,36 @@ def test_resume_under_torchrun_with_two_then_one_process(tmp_path):
     final = torch.load(tmp_path / "ck" / "r" / "latest_state.pth", weights_only=True)["progress"]
     assert final["epoch"] == stopped["epoch"] + 3
     assert final["total_iters"] == after_two["total_iters"] + 6
+
+
+def kill_job(process):
+    """SIGKILL a torchrun job: its workers (each in a process group of its own) and torchrun itself."""
+    workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    for pid in map(int, workers):
+        os.kill(pid, signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+
+
+def test_each_rank_resumes_its_own_random_streams_and_image_pool(tmp_path, unaligned_root):
+    common = [*TINY, "--dataroot", unaligned_root, "--checkpoints_dir", tmp_path / "ck", "--n_epochs", "1",
+              "--n_epochs_decay", "1", "--deterministic", "--pool_size", "3", "--save_epoch_freq", "1"]
+    run([*TORCHRUN, script("train.py"), *map(str, common), "--name", "straight"], tmp_path)
+    # Killed right after the save at the end of epoch 1 committed, then resumed.
+    process = start_process([*TORCHRUN, script("train.py"), *common, "--name", "resumed"], tmp_path,
+                            stall_at="after:1_net_D_B.pth,after:latest_state.pth")
+    try:
+        wait_for_stall(process)
+    finally:
+        kill_job(process)
+    run([*TORCHRUN, script("train.py"), *map(str, common), "--name", "resumed", "--continue_train"], tmp_path)
+    straight, resumed = (torch.load(tmp_path / "ck" / name / "latest_state.pth", weights_only=True)
+                         for name in ("straight", "resumed"))
+    rank1 = straight["other_ranks"][0]
+    assert not torch.equal(rank1["rng"]["torch"], straight["rng"]["torch"])  # the ranks draw different numbers
+    assert len(rank1["pools"]["fake_A_pool"]["images"]) == 3
+    for part in ("model", "rng", "other_ranks", "progress"):
+        assert_identical(straight[part], resumed[part], part)
 
 
 def test_a_killed_rank_ends_the_whole_job(tmp_path, unaligned_root):

@@ -9,9 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO_ROOT, write_images
-
-STALL_HELPER = REPO_ROOT / "tests" / "helpers" / "stall"
+from conftest import REPO_ROOT, assert_identical, start_process, wait_for_stall, write_images
 
 BASE = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--display_id", "0", "--seed", "3", "--deterministic",
         "--load_size", "36", "--crop_size", "32", "--print_freq", "1", "--save_latest_freq", "1",
@@ -47,23 +45,9 @@ def no_process_left_behind():
 
 
 def start(cmd, tmp_path, stall_at=None, **streams):
-    """Start a training process in its own process group; stall_at: where it stalls in a save (see
-    tests/helpers/stall/sitecustomize.py)."""
-    streams = streams or dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if stall_at:
-        env.update(STALL_AT=stall_at, PYTHONPATH=os.pathsep.join([str(STALL_HELPER), env.get("PYTHONPATH", "")]))
-    process = subprocess.Popen(cmd, cwd=tmp_path, text=True, start_new_session=True, env=env, **streams)
+    process = start_process(cmd, tmp_path, stall_at, **streams)
     STARTED.append(process)
     return process
-
-
-def wait_for_stall(process):
-    """Block until the process stalls where it was told to (see start)."""
-    for line in process.stderr:
-        if line.startswith("stalled at "):
-            return
-    raise AssertionError("the process ended without reaching its stall point:\n" + process.stdout.read()[-3000:])
 
 
 def wait_for_loss_line(process):
@@ -82,22 +66,6 @@ def run_to_end(cmd, tmp_path):
 
 def load_state(tmp_path, name):
     return torch.load(tmp_path / "ck" / name / "latest_state.pth", weights_only=True)
-
-
-def assert_identical(a, b, path="state"):
-    """Exact equality of nested states (tensors bit for bit)."""
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            assert_identical(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for index, (x, y) in enumerate(zip(a, b)):
-            assert_identical(x, y, f"{path}[{index}]")
-    else:
-        assert a == b, path
 
 
 def assert_same_run(tmp_path, straight, resumed):
@@ -123,6 +91,19 @@ def test_signal_then_resume_is_bit_identical(tmp_path, dataset, signum):
     assert state["progress"]["total_iters"] < 12  # it really stopped early (3 epochs x 4 images)
     result = run_to_end(command(tmp_path, dataset, "stopped", 2, "--continue_train"), tmp_path)
     assert "continuing from" in result.stdout
+    assert_same_run(tmp_path, "straight", "stopped")
+
+
+def test_resume_from_the_save_at_an_epoch_end_is_bit_identical(tmp_path, dataset):
+    # The usual case with default flags: the only saves are those at the ends of epochs.
+    flags = ["--save_latest_freq", "1000", "--save_epoch_freq", "1"]
+    run_to_end(command(tmp_path, dataset, "straight", 1, *flags), tmp_path)
+    process = start(command(tmp_path, dataset, "stopped", 1, *flags), tmp_path,
+                    stall_at="after:1_net_D_B.pth,after:latest_state.pth")  # the epoch-1 save is complete
+    wait_for_stall(process)
+    kill(process)
+    assert load_state(tmp_path, "stopped")["progress"]["epoch"] == 2
+    run_to_end(command(tmp_path, dataset, "stopped", 1, *flags, "--continue_train"), tmp_path)
     assert_same_run(tmp_path, "straight", "stopped")
 
 

@@ -95,6 +95,12 @@ def rank_state(model):
     return {"rng": rng_states(), "pools": model.pool_states()}
 
 
+def epoch_order(loader, progress):
+    """The data order of the epoch in progress, to replay on resume; None at an epoch's end, where
+    the loader still holds the finished epoch's order and the next one is drawn afresh."""
+    return list(loader.sampler.order) if loader.sampler.epoch == progress.epoch else None
+
+
 def build_state(model, progress, loader, opt, saved_as, other_ranks=()):
     """The training state as one dict of tensors and plain values.
 
@@ -107,7 +113,7 @@ def build_state(model, progress, loader, opt, saved_as, other_ranks=()):
         "progress": {"epoch": progress.epoch, "epoch_iter": progress.epoch_iter,
                      "total_iters": progress.total_iters, "loss_sum": progress.loss_sum.detach().cpu(),
                      "batches": progress.batches},
-        "data": {"seed": loader.seed, "order": list(loader.sampler.order), "dataset_len": len(loader.dataset)},
+        "data": {"seed": loader.seed, "order": epoch_order(loader, progress), "dataset_len": len(loader.dataset)},
         "rng": rng_states(),
         "other_ranks": list(other_ranks),
         "saved_as": list(saved_as),
