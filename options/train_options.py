@@ -58,16 +58,16 @@ class TrainOptions(BaseOptions):
         g.add_argument("--save_by_iter", action="store_true",
                        help="name the periodic saves iter_<images seen> instead of overwriting latest")
         g.add_argument("--continue_train", action="store_true",
-                       help="continue training from the newest training state (or the one of --epoch/--load_iter), "
-                            "exactly where it stopped; with only weights saved (original tool), load them and start "
-                            "at --epoch_count")
+                       help="continue training exactly where it stopped, from latest_state.pth; with --epoch/"
+                            "--load_iter, or with only weights saved (original tool), load those weights and start "
+                            "at --epoch_count with fresh optimisers")
         g.add_argument("--epoch_count", type=int, default=1,
                        help="the starting epoch number of a new run, or of a run continued from weights saved by the "
                             "original tool; --continue_train with a training state continues where it stopped instead")
         g.add_argument("--phase", type=str, default="train", help="train, val, test, etc.: the dataset subfolder to read")
         g.add_argument("--keep_last", type=int, default=0,
                        help="keep only the newest this many epoch (and iteration) saves; 0 keeps all. "
-                            "latest and the newest training state are never removed")
+                            "latest (weights and training state) is never removed")
         g.add_argument("--overwrite", action="store_true",
                        help="start a new run under a --name that already holds one; its files are moved "
                             "to checkpoints_dir/name/replaced-<date>/, not deleted")
