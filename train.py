@@ -76,7 +76,7 @@ class Trainer:
         in one line and training goes on; the previous checkpoint stays intact either way."""
         self.check_losses()
         # Every rank has its own random streams and image pools; rank 0 writes them all.
-        other_ranks = device.gather_to_main([train_state.rank_state(self.model)])[1:]
+        other_ranks = device.gather_to_main([train_state.rank_state(self.model)])[1:] if self.opt.world_size > 1 else []
         if not self.opt.is_main:
             return  # every rank holds the same weights; rank 0 writes them
         try:
@@ -215,7 +215,7 @@ def continue_run(opt, save_dir, model, dataset, state_file, state):
         print(f"continuing from the weights saved as {prefix} (no training state: optimisers restart), "
               f"at epoch {opt.epoch_count}")
         return train_state.Progress(epoch=opt.epoch_count)
-    if os.path.basename(state_file) == os.path.basename(train_state.state_path(save_dir, train_state.LATEST)):
+    if state_file == train_state.state_path(save_dir, train_state.LATEST):
         repair_weight_files(save_dir, state, opt)
     progress = train_state.restore(model, state, opt.rank)
     if state["data"]["dataset_len"] != len(dataset.dataset):
