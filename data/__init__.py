@@ -17,6 +17,9 @@ from pathlib import Path
 from util.errors import UserError
 from util.log import logger
 
+# The --preprocess modes that end in a crop_size x crop_size crop (the others keep the images' shapes).
+CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
+
 
 def available_dataset_modes():
     """Sorted names of the dataset plug-ins (data/<name>_dataset.py, the base class excluded)."""

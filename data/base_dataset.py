@@ -20,12 +20,12 @@ import torch.utils.data
 from PIL import Image
 from torchvision import transforms
 
+from data import CROP_MODES
 from data.image_io import UnreadableImage
 from data.image_folder import image_size
 from util.errors import UserError
 from util.log import logger
 
-CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
 SIZE_MULTIPLE = 4  # two stride-2 downsamplings in the ResNet generator
 
 
