@@ -2,9 +2,8 @@
 import os
 
 from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
-                               note_small_images)
+                               note_small_images, require_stackable)
 from data.image_io import load_image
-from data.image_folder import make_dataset
 from util.errors import UserError
 
 
@@ -18,7 +17,7 @@ class AlignedDataset(BaseDataset):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.paths = make_dataset(os.path.join(opt.dataroot, opt.phase), opt.max_dataset_size)
+        self.paths = self.find_images(os.path.join(opt.dataroot, opt.phase))
         self.modes = {domain: domain_image_mode(opt, domain) for domain in "AB"}
 
     def __len__(self):
@@ -34,7 +33,9 @@ class AlignedDataset(BaseDataset):
             raise UserError(f"{len(odd)} aligned image(s) have an odd width (e.g. {odd[0]}), so they cannot be "
                             "A|B pairs of equal halves; rebuild them with datasets/combine_A_and_B.py or use "
                             "--dataset_mode unaligned")
-        note_small_images(self.opt, {path: (width // 2, height) for path, (width, height) in sizes.items()})
+        halves = {path: (width // 2, height) for path, (width, height) in sizes.items()}
+        note_small_images(self.opt, halves)
+        require_stackable(self.opt, halves)
 
     def load_item(self, index, rng):
         path = self.paths[index]
