@@ -154,6 +154,21 @@ def check_crop_size(opt):
         raise UserError(f"--crop_size {opt.crop_size} is too small for {networks}; it must be at least {side}")
 
 
+def require_writable_folder(folder, flag, value):
+    """Create `folder` (and its parents) and write a temporary file there; UserError naming the flag
+    and the folder when that fails (a file in the way, no permission, a read-only file system).
+
+    folder: the folder to create; flag, value: the option that decides where it is, and its value.
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write to {flag} {value!r} ({err.strerror or err}: {folder}); "
+                        "choose a writable folder")
+
+
 def seed_everything(seed):
     """Seed Python, NumPy and torch (CPU and CUDA) random generators."""
     random.seed(seed)
@@ -303,14 +318,7 @@ class BaseOptions:
 
     def check_writable(self, opt):
         """Create checkpoints_dir/name and make sure files can be written there (before any work)."""
-        experiment_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        try:
-            os.makedirs(experiment_dir, exist_ok=True)
-            with tempfile.TemporaryFile(dir=experiment_dir):
-                pass
-        except OSError as err:
-            raise UserError(f"cannot write to --checkpoints_dir {opt.checkpoints_dir!r} ({err.strerror}); "
-                            "choose a writable folder")
+        require_writable_folder(os.path.join(opt.checkpoints_dir, opt.name), "--checkpoints_dir", opt.checkpoints_dir)
 
     def save(self, opt):
         """Write the printed options to checkpoints_dir/name/{phase}_opt.txt. The entry points call this

@@ -119,11 +119,25 @@ def _mismatch_summary(net, state_dict):
     return f"{len(missing)} missing keys (e.g. {missing[:1]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:1]})"
 
 
+def require_state_dict(obj, path):
+    """UserError unless `obj`, read from weights file `path`, is a state_dict: a dict of tensors by name."""
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
+        return
+    if isinstance(obj, dict):
+        what = "a dict that is not all tensors by name" if obj else "an empty dict"
+    else:
+        what = f"a {type(obj).__name__}"
+    raise UserError(f"{path} holds {what}, not network weights (a state_dict of tensors by name); use a "
+                    "weights file written by this tool or the original one, or pick another --epoch")
+
+
 def load_network(net, path, arch_hint=""):
     """Load the weights file `path` into `net` (unwrapped first). arch_hint: the flags `net` was built
     with, named in the error message when the file does not fit."""
     target = unwrap(net)
-    state_dict = clean_state_dict(target, load_state_dict_file(path))
+    saved = load_state_dict_file(path)
+    require_state_dict(saved, path)
+    state_dict = clean_state_dict(target, saved)
     try:
         target.load_state_dict(state_dict)
     except RuntimeError:
