@@ -284,6 +284,15 @@ def test_a_weights_file_holding_no_state_dict_is_refused(tmp_path, saved):
         checkpoint.load_network(torch.nn.Conv2d(1, 1, 1), str(path))
 
 
+@pytest.mark.parametrize("content, reason", [(b"", "EOFError"), (b"PK\x03\x04cut", "PytorchStreamReader failed")],
+                         ids=["empty", "cut zip"])
+def test_a_damaged_weights_file_is_refused(tmp_path, content, reason):
+    path = tmp_path / "latest_net_G.pth"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=rf"cannot read .*latest_net_G.pth \({reason}.*\); the file is damaged"):
+        checkpoint.load_network(torch.nn.Conv2d(1, 1, 1), str(path))
+
+
 def test_a_weights_file_holding_a_list_ends_in_one_line(world, tmp_path):
     (world["ck"] / "listed").mkdir(exist_ok=True)
     torch.save([torch.zeros(1)], world["ck"] / "listed" / "latest_net_G.pth")

@@ -101,11 +101,18 @@ def load_state_dict_file(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UserError(f"refusing to load {path}: it is not a plain weights file ({str(err).splitlines()[0]}); "
+        raise UserError(f"refusing to load {path}: it is not a plain weights file ({_first_line(err)}); "
                         "use a checkpoint written by this tool or the original one")
     except (RuntimeError, EOFError, OSError) as err:
-        raise UserError(f"cannot read {path} ({str(err).splitlines()[0]}); the file is damaged, "
+        raise UserError(f"cannot read {path} ({_first_line(err)}); the file is damaged, "
                         "pick another --epoch or re-download it")
+
+
+def _first_line(err):
+    """The first line of an error's message, or its class name when the message is empty (an empty
+    file gives a bare EOFError)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _mismatch_summary(net, state_dict):
