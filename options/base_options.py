@@ -140,18 +140,23 @@ def architecture_summary(opt):
     return " ".join(flags)
 
 
-def check_crop_size(opt):
-    """UserError when --crop_size is smaller than the networks can take (in the crop modes of
-    --preprocess, where it is the side of every image; otherwise the images' own sizes decide)."""
-    if opt.preprocess not in data.CROP_MODES:
+def check_image_side(opt):
+    """UserError when the networks cannot take the images' side: --crop_size in the crop modes of
+    --preprocess (every image's side), --load_size with scale_width (every image's width); with
+    --preprocess none the images' own sizes decide."""
+    if opt.preprocess in data.CROP_MODES:
+        flag = "crop_size"
+    elif opt.preprocess == "scale_width":
+        flag = "load_size"
+    else:
         return
     needed = {f"--netG {opt.netG}": generators.smallest_input_side(opt.netG)}
     if opt.isTrain:
         layers = f" --n_layers_D {opt.n_layers_D}" if opt.netD == "n_layers" else ""
         needed[f"--netD {opt.netD}{layers}"] = discriminators.smallest_input_side(opt.netD, opt.n_layers_D)
     networks, side = max(needed.items(), key=lambda item: item[1])
-    if opt.crop_size < side:
-        raise UserError(f"--crop_size {opt.crop_size} is too small for {networks}; it must be at least {side}")
+    if getattr(opt, flag) < side:
+        raise UserError(f"--{flag} {getattr(opt, flag)} is too small for {networks}; it must be at least {side}")
 
 
 def require_writable_folder(folder, flag, value):
@@ -304,7 +309,7 @@ class BaseOptions:
                                 "use option names in braces, e.g. --suffix {model}_{netG}")
         opt.metrics = ",".join(parse_metric_names(opt.metrics))  # checked and canonical: "fid,kid"
         self.finalize(opt, parser, explicit_dests(parser, argv))
-        check_crop_size(opt)
+        check_image_side(opt)
         self.text = format_options(opt, parser)
         print(self.text, end="")
         self.check_writable(opt)

@@ -294,6 +294,7 @@ def test_text_that_is_no_number_is_refused_by_argparse(tmp_path, capsys):
     (["--netD", "n_layers", "--n_layers_D", "4", "--crop_size", "47"],
      r"--crop_size 47 is too small for --netD n_layers --n_layers_D 4; it must be at least 48"),
     (["--netD", "pixel", "--crop_size", "4"], r"--crop_size 4 is too small for --netG resnet_9blocks; it must be at least 5"),
+    (["--preprocess", "scale_width", "--load_size", "20"], r"--load_size 20 is too small for --netD basic; it must be at least 24"),
 ])
 def test_flags_that_leave_nothing_to_train_or_do_not_fit_the_networks(tmp_path, flags, message):
     with pytest.raises(UserError, match=f"^{message}$"):
