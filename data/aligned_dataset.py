@@ -2,7 +2,7 @@
 import os
 
 from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
-                               note_small_images, require_stackable)
+                               note_small_images, require_trainable_shapes)
 from data.image_io import load_image
 from util.errors import UserError
 
@@ -35,7 +35,7 @@ class AlignedDataset(BaseDataset):
                             "--dataset_mode unaligned")
         halves = {path: (width // 2, height) for path, (width, height) in sizes.items()}
         note_small_images(self.opt, halves)
-        require_stackable(self.opt, halves)
+        require_trainable_shapes(self.opt, halves)
 
     def load_item(self, index, rng):
         path = self.paths[index]

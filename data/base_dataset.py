@@ -23,6 +23,7 @@ from torchvision import transforms
 from data import CROP_MODES
 from data.image_io import UnreadableImage
 from data.image_folder import image_size, make_dataset
+from options.base_options import smallest_image_side
 from util.errors import UserError
 from util.log import logger
 
@@ -152,18 +153,26 @@ def note_small_images(opt, sizes):
                     "aspect ratio) before cropping")
 
 
-def require_stackable(opt, sizes):
-    """UserError when training batches of several images would stack images of different sizes, which
-    happens when --preprocess keeps the images' shapes (none, scale_width) and --batch_size > 1.
+def require_trainable_shapes(opt, sizes):
+    """UserError when --preprocess keeps the images' shapes (none, scale_width) and training cannot use
+    them: an image smaller than the networks take, or, with --batch_size > 1, shapes that differ (a
+    batch stacks its images).
 
     opt: options; sizes: {path: (width, height)} of the images that share batches, as loaded.
     """
-    if not opt.isTrain or opt.batch_size == 1 or opt.preprocess in CROP_MODES:
+    if not opt.isTrain or opt.preprocess in CROP_MODES:
         return
     examples = {}
     for path, size in sizes.items():
         examples.setdefault(size_before_crop(opt, size), path)
-    if len(examples) > 1:
+    networks, side = smallest_image_side(opt)
+    too_small = [(shape, path) for shape, path in examples.items() if min(shape) < side]
+    if too_small:
+        (width, height), path = too_small[0]
+        raise UserError(f"--preprocess {opt.preprocess} keeps the images' shapes, and {path} becomes {width}x{height}, "
+                        f"smaller than {networks} takes ({side} px a side); use a cropping --preprocess "
+                        "(e.g. resize_and_crop), which upscales small images")
+    if opt.batch_size > 1 and len(examples) > 1:
         (first, first_path), (second, second_path) = list(examples.items())[:2]
         raise UserError(f"--preprocess {opt.preprocess} keeps the images' shapes, and they differ ({first_path} "
                         f"becomes {first[0]}x{first[1]}, {second_path} {second[0]}x{second[1]}), so --batch_size "

@@ -2,7 +2,7 @@
 import os
 
 from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
-                               note_small_images, require_stackable)
+                               note_small_images, require_trainable_shapes)
 from data.image_io import load_image
 
 
@@ -31,7 +31,7 @@ class UnalignedDataset(BaseDataset):
         sizes = {domain: header_sizes(self.paths[domain]) for domain in "AB"}
         note_small_images(self.opt, {**sizes["A"], **sizes["B"]})
         for domain_sizes in sizes.values():  # A and B images are stacked separately
-            require_stackable(self.opt, domain_sizes)
+            require_trainable_shapes(self.opt, domain_sizes)
 
     def source_paths(self, index):
         # A random B partner is drawn at load time, so only the A file is known ahead then.

@@ -140,21 +140,27 @@ def architecture_summary(opt):
     return " ".join(flags)
 
 
+def smallest_image_side(opt):
+    """(the networks' flags, the smallest image side in pixels they can take): the generator's, and
+    when training the discriminator's, whichever is larger."""
+    needed = {f"--netG {opt.netG}": generators.smallest_input_side(opt.netG)}
+    if opt.isTrain:
+        layers = f" --n_layers_D {opt.n_layers_D}" if opt.netD == "n_layers" else ""
+        needed[f"--netD {opt.netD}{layers}"] = discriminators.smallest_input_side(opt.netD, opt.n_layers_D)
+    return max(needed.items(), key=lambda item: item[1])
+
+
 def check_image_side(opt):
     """UserError when the networks cannot take the images' side: --crop_size in the crop modes of
     --preprocess (every image's side), --load_size with scale_width (every image's width); with
-    --preprocess none the images' own sizes decide."""
+    --preprocess none the images' own sizes decide (see data.base_dataset.require_trainable_shapes)."""
     if opt.preprocess in data.CROP_MODES:
         flag = "crop_size"
     elif opt.preprocess == "scale_width":
         flag = "load_size"
     else:
         return
-    needed = {f"--netG {opt.netG}": generators.smallest_input_side(opt.netG)}
-    if opt.isTrain:
-        layers = f" --n_layers_D {opt.n_layers_D}" if opt.netD == "n_layers" else ""
-        needed[f"--netD {opt.netD}{layers}"] = discriminators.smallest_input_side(opt.netD, opt.n_layers_D)
-    networks, side = max(needed.items(), key=lambda item: item[1])
+    networks, side = smallest_image_side(opt)
     if getattr(opt, flag) < side:
         raise UserError(f"--{flag} {getattr(opt, flag)} is too small for {networks}; it must be at least {side}")
 

@@ -44,8 +44,8 @@ class NumberRange:
         noun = "an integer" if self.kind is int else "a number"
         if self.minimum is not None and self.maximum is not None:
             return f"{noun} from {_text(self.minimum)} to {_text(self.maximum)}"
-        bounds = [f"{sign} {_text(bound)}" for sign, bound in
-                  ((">=", self.minimum), (">", self.above), ("<=", self.maximum), ("<", self.below)) if bound is not None]
+        signs = ((">=", self.minimum), (">", self.above), ("<=", self.maximum), ("<", self.below))
+        bounds = [f"{sign} {_text(bound)}" for sign, bound in signs if bound is not None]
         words = f"{noun} {' and '.join(bounds)}" if bounds else f"any {'integer' if self.kind is int else 'number'}"
         return words + (" (or inf for no limit)" if self.infinite else "")
 

@@ -122,6 +122,12 @@ def setup_mixed_shapes(work):
     return root
 
 
+def setup_tiny(work):
+    write_images(work / "d" / "trainA", 2, size=(8, 8))
+    write_images(work / "d" / "trainB", 2, size=(8, 8))
+    return work / "d"
+
+
 def setup_a_file(work):
     return write_images(work / "pictures", 1)[0]
 
@@ -201,6 +207,8 @@ CASES = [
      r"none of the 3 image files in '.*testA' can be read"),
     ("batch of mixed shapes", "train.py", setup_mixed_shapes, ["--preprocess", "none", "--batch_size", "2"], 2,
      r"--preprocess none keeps the images' shapes, and they differ .*cannot stack them"),
+    ("images smaller than the networks", "train.py", setup_tiny, ["--preprocess", "none"], 2,
+     r"--preprocess none keeps the images' shapes, and .* becomes 8x8, smaller than --netD basic takes \(24 px"),
     ("test dataroot is a file", "test.py", setup_a_file, ["--name", "existing", "--model", "test"], 2,
      r"img_000.png' is a file, not a folder of images"),
     ("test phase folder missing", "test.py", None, ["--name", "existing", "--model", "cycle_gan", "--phase", "val"],
@@ -328,7 +336,8 @@ def test_inputs_sharing_a_name_each_get_their_results(world, tmp_path):
     assert result.returncode == 0, result.stderr
     page_dir = tmp_path / "results" / "existing" / "test_latest"
     names = sorted(path.name for path in (page_dir / "images").iterdir())
-    assert names == sorted(f"{stem}_{label}.png" for stem in ("sub_x", "x_jpg", "x_png", "y") for label in ("real", "fake"))
+    stems = ("sub_x", "x_jpg", "x_png", "y")
+    assert names == sorted(f"{stem}_{label}.png" for stem in stems for label in ("real", "fake"))
     page = (page_dir / "index.html").read_text(encoding="utf-8")
     assert re.findall(r"<h3>([^<]*)</h3>", page) == ["sub_x", "x_jpg", "x_png", "y"]
     reals = {stem: Image.open(page_dir / "images" / f"{stem}_real.png").getpixel((0, 0)) for stem in ("x_png", "x_jpg")}

@@ -27,7 +27,8 @@ def make_opt(dataroot, **overrides):
     values = dict(dataroot=str(dataroot), phase="train", direction="AtoB", input_nc=3, output_nc=3,
                   preprocess="resize_and_crop", load_size=40, crop_size=32, no_flip=False, serial_batches=True,
                   max_dataset_size=float("inf"), batch_size=1, num_threads=0, isTrain=True,
-                  dataset_mode="unaligned", gpu_ids=[], seed=None, max_bad_images=10)
+                  dataset_mode="unaligned", gpu_ids=[], seed=None, max_bad_images=10, netG="resnet_6blocks",
+                  netD="basic", n_layers_D=3)
     values.update(overrides)
     return argparse.Namespace(**values)
 
@@ -321,6 +322,20 @@ def test_training_batches_that_would_stack_different_shapes_are_refused(tmp_path
             data.create_dataset(opt)
     else:
         assert len(next(iter(data.create_dataset(opt)))["A_paths"]) == batch_size
+
+
+@pytest.mark.parametrize("net_d, refused", [("basic", True), ("pixel", False)])
+def test_training_images_kept_smaller_than_the_networks_take_are_refused(tmp_path, net_d, refused):
+    write_images(tmp_path / "trainA", 2, size=(40, 36))
+    write_images(tmp_path / "trainB", 1, size=(40, 36))
+    write_images(tmp_path / "trainB", 1, size=(16, 12), prefix="tiny")
+    opt = make_opt(tmp_path, preprocess="none", netD=net_d)
+    if refused:
+        with pytest.raises(UserError, match=r"--preprocess none keeps the images' shapes, and .*tiny_000.png becomes "
+                                            r"16x12, smaller than --netD basic takes \(24 px a side\); use a cropping"):
+            data.create_dataset(opt)
+    else:
+        assert len(data.create_dataset(opt)) == 2
 
 
 def test_aligned_training_batches_of_one_shape_are_fine(tmp_path):

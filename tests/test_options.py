@@ -266,7 +266,8 @@ def test_every_default_is_in_range(tmp_path, options_class, model):
     (["--print_freq", "0"], "print_freq", 0), (["--save_latest_freq", "0"], "save_latest_freq", 0),
     (["--keep_last", "0"], "keep_last", 0), (["--n_epochs", "0", "--n_epochs_decay", "1"], "n_epochs", 0),
     (["--display_port", "65535"], "display_port", 65535), (["--lr", "1e-9"], "lr", 1e-9),
-    (["--seed", "0"], "seed", 0), (["--epoch_count", "3", "--n_epochs", "2", "--n_epochs_decay", "1"], "epoch_count", 3),
+    (["--seed", "0"], "seed", 0),
+    (["--epoch_count", "3", "--n_epochs", "2", "--n_epochs_decay", "1"], "epoch_count", 3),
 ])
 def test_values_at_the_edges_of_their_ranges_are_accepted(tmp_path, flags, name, expected):
     assert getattr(parse_train(tmp_path, *flags), name) == expected
@@ -293,8 +294,10 @@ def test_text_that_is_no_number_is_refused_by_argparse(tmp_path, capsys):
     (["--crop_size", "23"], r"--crop_size 23 is too small for --netD basic; it must be at least 24"),
     (["--netD", "n_layers", "--n_layers_D", "4", "--crop_size", "47"],
      r"--crop_size 47 is too small for --netD n_layers --n_layers_D 4; it must be at least 48"),
-    (["--netD", "pixel", "--crop_size", "4"], r"--crop_size 4 is too small for --netG resnet_9blocks; it must be at least 5"),
-    (["--preprocess", "scale_width", "--load_size", "20"], r"--load_size 20 is too small for --netD basic; it must be at least 24"),
+    (["--netD", "pixel", "--crop_size", "4"],
+     r"--crop_size 4 is too small for --netG resnet_9blocks; it must be at least 5"),
+    (["--preprocess", "scale_width", "--load_size", "20"],
+     r"--load_size 20 is too small for --netD basic; it must be at least 24"),
 ])
 def test_flags_that_leave_nothing_to_train_or_do_not_fit_the_networks(tmp_path, flags, message):
     with pytest.raises(UserError, match=f"^{message}$"):
