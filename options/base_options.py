@@ -216,7 +216,7 @@ class BaseOptions:
                        help="under torchrun: seconds a collective may wait for the other processes before the "
                             "job fails with an error instead of hanging")
         g.add_argument("--seed", type=NumberRange(int, minimum=0, maximum=2 ** 32 - 1), default=None,
-                       help="seed Python, NumPy and torch random generators for a repeatable run (default: not seeded)")
+                       help="seed Python, NumPy and torch random generators for a repeatable run; None: not seeded")
         g = parser.add_argument_group("model")
         g.add_argument("--model", type=str, default="cycle_gan", choices=models.available_models(),
                        help="which model to use")

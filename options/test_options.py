@@ -29,7 +29,7 @@ class TestOptions(BaseOptions):
         g.add_argument("--eval", action="store_true",
                        help="use eval mode (batch-norm running statistics, no dropout) at test time")
         g.add_argument("--num_test", type=NumberRange(int, minimum=1), default=None,
-                       help="how many test images to run (default: all)")
+                       help="how many test images to run; None: all of them")
         parser.add_alias("--how_many", "--num_test", "num_test", type=int)
         g.add_argument("--metrics_reference", type=str, default=None,
                        help="folder of real target-domain images: what fid/kid compare the test model's outputs with")
