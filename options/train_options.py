@@ -88,7 +88,8 @@ class TrainOptions(BaseOptions):
                        help="number of epochs to decay the learning rate over")
         g.add_argument("--beta1", type=NumberRange(float, minimum=0, below=1), default=0.5,
                        help="momentum term of Adam")
-        g.add_argument("--lr", type=NumberRange(float, above=0), default=0.0002, help="initial learning rate of Adam")
+        g.add_argument("--lr", type=NumberRange(float, minimum=0), default=0.0002,
+                       help="initial learning rate of Adam; 0 keeps the weights as they are (e.g. to check a resume)")
         g.add_argument("--gan_mode", type=str, default="lsgan", choices=GAN_MODE_CHOICES,
                        help="GAN objective: vanilla (cross-entropy of the original GAN paper), lsgan (least squares) "
                             "or wgangp (Wasserstein with gradient penalty)")

@@ -178,7 +178,7 @@ CASES = [
     # Flag values: all are checked at parse time (tests/test_options.py tries every range); these show the CLI.
     ("batch size 0", "train.py", None, ["--batch_size", "0"], 2,
      r"--batch_size 0 is out of range; it must be an integer >= 1"),
-    ("negative lr", "train.py", None, ["--lr", "-1"], 2, r"--lr -1 is out of range; it must be a number > 0"),
+    ("negative lr", "train.py", None, ["--lr", "-1"], 2, r"--lr -1 is out of range; it must be a number >= 0"),
     ("lr not a number", "train.py", None, ["--lr", "fast"], 2, r"argument --lr: invalid float value: 'fast'"),
     ("save_epoch_freq 0", "train.py", None, ["--save_epoch_freq", "0"], 2,
      r"--save_epoch_freq 0 is out of range; it must be an integer >= 1"),
