@@ -3,7 +3,9 @@
     python test.py --dataroot ./datasets/horse2zebra --name horse2zebra_cyclegan --model cycle_gan
     python test.py --dataroot datasets/horse2zebra/testA --name horse2zebra_pretrained --model test --no_dropout
 
-Results go to results_dir/name/<phase>_<epoch>/: images/<stem>_<label>.png and index.html.
+Results go to results_dir/name/<phase>_<epoch>/: images/<stem>_<label>.png and index.html (inputs
+that share a file name, such as x.png, x.jpg and sub/x.png, get x_png, x_jpg and sub_x in place of
+the stem; see util/html.py result_names).
 Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
 metrics are computed as the images come out, printed, written to metrics.json and shown at the top of
 the page (see util/metrics.py).
@@ -12,11 +14,11 @@ import os
 
 from data import create_dataset, single_folder_options
 from models import create_model
-from options.base_options import architecture_summary
+from options.base_options import architecture_summary, require_writable_folder
 from options.test_options import TestOptions
 from util import checkpoint, device
 from util.errors import exit_on_user_error
-from util.html import HTML, add_result_row, write_result_images
+from util.html import HTML, add_result_row, result_names, write_result_images
 from util.metrics import REFERENCE, MetricsCollector, compute_metrics, parse_metric_names, report_lines, save_metrics
 from util.progress import progress_bar
 
@@ -43,6 +45,8 @@ def main(argv=None):
     model.setup()
     checkpoint.load_networks(model, os.path.join(opt.checkpoints_dir, opt.name), checkpoint.load_prefix(opt),
                              architecture_summary(opt))
+    web_dir = result_dir(opt)
+    require_writable_folder(web_dir, "--results_dir", opt.results_dir)  # before the model runs
     print(model.describe_networks(opt.verbose))
     metric_names = parse_metric_names(opt.metrics)
     collector = MetricsCollector(metric_names, opt, model.visual_names) if metric_names else None
@@ -50,8 +54,8 @@ def main(argv=None):
         options.save(opt)
     if opt.eval:
         model.eval()
-    web_dir = result_dir(opt)
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
+    names = result_names(dataset.dataset.folders)  # decided for all inputs: no two results share a name
     rows = []
     with progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.is_main) as bar:
         for batch in dataset:
@@ -62,7 +66,7 @@ def main(argv=None):
                 collector.add(visuals, batch)
             for index, path in enumerate(model.get_image_paths()):
                 rows.append((path, write_result_images(webpage.image_dir, split_visuals(visuals, index), path,
-                                                       opt.aspect_ratio)))
+                                                       opt.aspect_ratio, names.get(path))))
             bar.update(len(model.get_image_paths()) * opt.world_size)
     metric_lines = evaluate_metrics(collector, metric_names, opt, web_dir) if collector else []
     write_page(webpage, rows, opt, metric_lines)

@@ -17,6 +17,9 @@ from pathlib import Path
 from util.errors import UserError
 from util.log import logger
 
+# The --preprocess modes that end in a crop_size x crop_size crop (the others keep the images' shapes).
+CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
+
 
 def available_dataset_modes():
     """Sorted names of the dataset plug-ins (data/<name>_dataset.py, the base class excluded)."""
@@ -149,9 +152,10 @@ class DatasetLoader:
 
     len() is the number of samples (not batches). Call `set_epoch` before each epoch (train.py does;
     test.py reads epoch 1). Unreadable image files are skipped with one warning each; more than
-    --max_bad_images of them stop the run. With --preprocess none at test time and batch_size > 1,
-    images of different sizes cannot share a batch, so batches are formed from same-size images
-    (in file order) and every image keeps its full resolution.
+    --max_bad_images of them stop the run, and so does a folder in which no image can be read (found
+    before the first batch, see `_require_readable_folders`). With --preprocess none or scale_width at
+    test time and batch_size > 1, images of different sizes cannot share a batch, so batches are formed
+    from same-size images (in file order) and every image keeps its full resolution.
     opt: options (dataset_mode, batch_size, serial_batches, num_threads, gpu_ids, max_dataset_size, ...);
     seed: the run's data seed (default: --seed, else random).
     """
@@ -162,24 +166,27 @@ class DatasetLoader:
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
         self.dataset.validate()
+        self.bad_images = set()
+        self._require_readable_folders()
         if opt.isTrain and opt.batch_size * getattr(opt, "world_size", 1) > len(self):
             raise UserError(f"--batch_size {opt.batch_size} x {getattr(opt, 'world_size', 1)} process(es) is larger "
                             f"than the dataset ({len(self)} images); use a smaller --batch_size, or add images")
         self.seed = seed if seed is not None else opt.seed if opt.seed is not None else secrets.randbits(63)
         rank, world_size = getattr(opt, "rank", 0), getattr(opt, "world_size", 1)
         batch_size = opt.batch_size
-        if opt.preprocess == "none" and not opt.isTrain and batch_size > 1 and world_size > 1:
-            logger.info("note: with --preprocess none under torchrun, each process tests one image at a time "
-                        "(images of different sizes cannot share a batch)")
+        # Test images that keep their shapes are batched by size (training refuses mixed shapes instead).
+        group_by_size = opt.preprocess not in CROP_MODES and not opt.isTrain and batch_size > 1
+        if group_by_size and world_size > 1:
+            logger.info(f"note: with --preprocess {opt.preprocess} under torchrun, each process tests one image at "
+                        "a time (images of different sizes cannot share a batch)")
             batch_size = 1
         self.sampler = EpochSampler(len(self.dataset), len(self), not opt.serial_batches, self.seed,
                                     rank, world_size, batch_size)
-        self.bad_images = set()
         num_workers = min(opt.num_threads, _usable_cpus())  # more workers than cores only adds contention
         # Its own generator keeps the loader from drawing on the global torch RNG, which training uses.
         common = dict(num_workers=num_workers, pin_memory=bool(opt.gpu_ids), persistent_workers=num_workers > 0,
                       collate_fn=collate_batch, generator=torch.Generator(), worker_init_fn=_ignore_stop_signals)
-        if opt.preprocess == "none" and not opt.isTrain and opt.batch_size > 1 and world_size == 1:
+        if group_by_size and world_size == 1:
             batches = _size_grouped_batches(self.dataset, len(self), opt.batch_size)
             self.dataloader = DataLoader(self.dataset, batch_sampler=batches, **common)
         else:
@@ -214,6 +221,27 @@ class DatasetLoader:
             # A worker's error arrives wrapped with its traceback; keep the one line meant for the user.
             raise UserError(str(err).strip().splitlines()[-1].split("UserError: ", 1)[-1]) from None
 
+    def _require_readable_folders(self):
+        """UserError, before any batch, for a dataset folder in which no image can be decoded (it would
+        otherwise train on nothing, or test nothing, and exit as if all went well).
+
+        Decoding every file up front would cost a whole pass over a large dataset, so each folder is
+        probed in file order until one image decodes: one decode for a healthy folder. Files that fail
+        are warned about and counted like those met later (--max_bad_images), so the probe of a folder
+        of broken files ends at whichever comes first: too many failures, or the end of the folder.
+        """
+        from data.image_io import UnreadableImage, load_image
+        for folder, paths in self.dataset.folders.items():
+            for path in paths:
+                try:
+                    load_image(path)
+                    break
+                except UnreadableImage as err:
+                    self._note_unreadable([(err.path, err.reason)])
+            else:
+                raise UserError(f"none of the {len(paths)} image files in {folder!r} can be read; replace them, "
+                                "or fix --dataroot")
+
     def _note_unreadable(self, unreadable):
         for path, reason in unreadable:
             if path in self.bad_images:
@@ -244,9 +272,13 @@ def _usable_cpus():
 def _size_grouped_batches(dataset, count, batch_size):
     """Index batches of at most `batch_size` items whose source images have identical sizes, in file order."""
     from data.image_folder import image_size
+    from data.image_io import UnreadableImage
     groups = {}
     for index in range(count):
-        sizes = tuple(image_size(path) for path in dataset.source_paths(index))
+        try:
+            sizes = tuple(image_size(path) for path in dataset.source_paths(index))
+        except UnreadableImage:
+            sizes = None  # the loader skips these with a warning when it reads them
         groups.setdefault(sizes, []).append(index)
     batches = [group[start:start + batch_size] for group in groups.values()
                for start in range(0, len(group), batch_size)]

@@ -9,9 +9,8 @@ its right side by up to one pixel).
 import os
 
 from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
-                               note_small_images)
+                               note_small_images, require_trainable_shapes)
 from data.image_io import load_image
-from data.image_folder import make_dataset
 from util.errors import UserError
 from util.log import logger
 
@@ -25,7 +24,7 @@ class AlignedDataset(BaseDataset):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.paths = make_dataset(os.path.join(opt.dataroot, opt.phase), opt.max_dataset_size)
+        self.paths = self.find_images(os.path.join(opt.dataroot, opt.phase))
         self.modes = {domain: domain_image_mode(opt, domain) for domain in "AB"}
 
     def __len__(self):
@@ -45,7 +44,9 @@ class AlignedDataset(BaseDataset):
             logger.info(f"note: {len(odd)} aligned image(s) have an odd width (e.g. {odd[0]}); each is split at "
                         "half its width rounded down, as the original tool does, and B's extra last column is "
                         "dropped so that both halves have the same size")
-        note_small_images(self.opt, {path: (width // 2, height) for path, (width, height) in sizes.items()})
+        halves = {path: (width // 2, height) for path, (width, height) in sizes.items()}
+        note_small_images(self.opt, halves)
+        require_trainable_shapes(self.opt, halves)
 
     def load_item(self, index, rng):
         path = self.paths[index]

@@ -20,24 +20,36 @@ import torch.utils.data
 from PIL import Image
 from torchvision import transforms
 
+from data import CROP_MODES
 from data.image_io import UnreadableImage
-from data.image_folder import image_size
+from data.image_folder import image_size, make_dataset
+from options.base_options import smallest_image_side
 from util.errors import UserError
 from util.log import logger
 
-CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
 SIZE_MULTIPLE = 4  # two stride-2 downsamplings in the ResNet generator
 
 
 class BaseDataset(torch.utils.data.Dataset, abc.ABC):
-    """A dataset plug-in: builds its file lists in __init__ and returns dicts of tensors and paths.
+    """A dataset plug-in: builds its file lists in __init__ (with `find_images`) and returns dicts of
+    tensors and paths.
 
     opt: the parsed options (dataroot, phase, direction, input_nc, output_nc, preprocess, sizes, ...).
+    `folders` maps each image folder the dataset reads to its files: the loader checks that each
+    holds a readable image, and test.py names results so that no two files of a folder share a name.
     """
 
     def __init__(self, opt):
         self.opt = opt
         self.root = opt.dataroot
+        self.folders = {}
+
+    def find_images(self, folder):
+        """The image files under `folder` (see make_dataset, at most --max_dataset_size), remembered in
+        `folders`. folder: a directory this dataset reads."""
+        paths = make_dataset(folder, self.opt.max_dataset_size)
+        self.folders[folder] = paths
+        return paths
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
@@ -139,6 +151,33 @@ def note_small_images(opt, sizes):
         logger.info(f"note: {len(small)} image(s) are smaller than --crop_size {opt.crop_size} after the "
                     f"{opt.preprocess} resize (e.g. {small[0]}); they are upscaled (bicubic, keeping their "
                     "aspect ratio) before cropping")
+
+
+def require_trainable_shapes(opt, sizes):
+    """UserError when --preprocess keeps the images' shapes (none, scale_width) and training cannot use
+    them: an image smaller than the networks take, or, with --batch_size > 1, shapes that differ (a
+    batch stacks its images).
+
+    opt: options; sizes: {path: (width, height)} of the images that share batches, as loaded.
+    """
+    if not opt.isTrain or opt.preprocess in CROP_MODES:
+        return
+    examples = {}
+    for path, size in sizes.items():
+        examples.setdefault(size_before_crop(opt, size), path)
+    networks, side = smallest_image_side(opt)
+    too_small = [(shape, path) for shape, path in examples.items() if min(shape) < side]
+    if too_small:
+        (width, height), path = too_small[0]
+        raise UserError(f"--preprocess {opt.preprocess} keeps the images' shapes, and {path} becomes {width}x{height}, "
+                        f"smaller than {networks} takes ({side} px a side); use a cropping --preprocess "
+                        "(e.g. resize_and_crop), which upscales small images")
+    if opt.batch_size > 1 and len(examples) > 1:
+        (first, first_path), (second, second_path) = list(examples.items())[:2]
+        raise UserError(f"--preprocess {opt.preprocess} keeps the images' shapes, and they differ ({first_path} "
+                        f"becomes {first[0]}x{first[1]}, {second_path} {second[0]}x{second[1]}), so --batch_size "
+                        f"{opt.batch_size} cannot stack them; use --batch_size 1 or a cropping --preprocess "
+                        "(e.g. resize_and_crop)")
 
 
 def get_params(opt, size, rng=random):

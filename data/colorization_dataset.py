@@ -5,9 +5,9 @@ B the ab channels, normalised to [-1, 1] (see util/lab_color.py), e.g. datasets/
 """
 import os
 
-from data.base_dataset import BaseDataset, get_params, get_transform, header_sizes, note_small_images
+from data.base_dataset import (BaseDataset, get_params, get_transform, header_sizes, note_small_images,
+                               require_trainable_shapes)
 from data.image_io import load_image
-from data.image_folder import make_dataset
 from util.lab_color import require_lab_layout, rgb_to_lab_tensors
 
 
@@ -26,7 +26,7 @@ class ColorizationDataset(BaseDataset):
     def __init__(self, opt):
         super().__init__(opt)
         require_lab_layout(opt, "--dataset_mode colorization")
-        self.paths = make_dataset(os.path.join(opt.dataroot, opt.phase), opt.max_dataset_size)
+        self.paths = self.find_images(os.path.join(opt.dataroot, opt.phase))
 
     def __len__(self):
         return len(self.paths)
@@ -35,7 +35,9 @@ class ColorizationDataset(BaseDataset):
         return [self.paths[index]]
 
     def validate(self):
-        note_small_images(self.opt, header_sizes(self.paths))
+        sizes = header_sizes(self.paths)
+        note_small_images(self.opt, sizes)
+        require_trainable_shapes(self.opt, sizes)
 
     def load_item(self, index, rng):
         path = self.paths[index]

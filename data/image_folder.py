@@ -1,8 +1,7 @@
 """Finding the image files of a dataset folder (recursively, following symlinks) and reading their sizes."""
 import os
 
-from PIL import Image
-
+from data.image_io import opened_image
 from util.errors import UserError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff")
@@ -19,6 +18,8 @@ def make_dataset(folder, max_dataset_size=float("inf")):
     folder: the directory to search; max_dataset_size: keep at most this many (the first in sorted order).
     Raises UserError when the folder is missing or holds no supported images.
     """
+    if os.path.isfile(folder):
+        raise UserError(f"{folder!r} is a file, not a folder of images; pass the folder that holds it as --dataroot")
     if not os.path.isdir(folder):
         raise UserError(f"image folder {folder!r} does not exist; fix --dataroot "
                         "(or --phase, which names the subfolder: trainA/testA, train/test)")
@@ -45,9 +46,7 @@ def _walk_images(folder):
 
 
 def image_size(path):
-    """(width, height) of an image file, read from its header without decoding the pixels. path: the file."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except OSError as err:
-        raise UserError(f"cannot read image {path!r} ({err}); replace or remove the file") from None
+    """(width, height) of an image file, read from its header without decoding the pixels. path: the file.
+    Raises UnreadableImage (a UserError) when the header cannot be read or claims a decompression bomb."""
+    with opened_image(path) as image:
+        return image.size

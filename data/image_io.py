@@ -10,16 +10,25 @@ to 8 bits per channel without losing its meaning:
   CMYK, YCbCr, ...     through Pillow's RGB conversion
 16-bit-per-channel RGB(A) PNGs need nothing here: Pillow already reduces them to 8-bit RGB(A).
 Multi-frame files (GIF, TIFF) give their first frame.
+
+Files whose header claims more pixels than Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`,
+about 89 million) are unreadable too, whether Pillow only warns (up to twice the limit) or refuses:
+decoding one could take gigabytes of memory, and no training or test image needs that many pixels.
+`opened_image` gives the same treatment to code that only reads a header.
 """
+import contextlib
 import struct
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from util.errors import UserError
 
-# What Pillow raises for files it cannot open or decode; it has no single base class for them.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
+# What Pillow raises for files it cannot open or decode; it has no single base class for them. Its
+# decompression-bomb warning is turned into an error while a file is open (see opened_image).
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError,
+                 Image.DecompressionBombWarning)
 # Transparent pixels are composited onto this colour: their hidden colour values are arbitrary (often
 # black, left over from the editor), so dropping alpha would paint see-through regions with junk.
 BACKGROUND = (255, 255, 255, 255)
@@ -43,20 +52,32 @@ class UnreadableImage(UserError):
         return f"{self.path}: {self.reason}"
 
 
+@contextlib.contextmanager
+def opened_image(path):
+    """Open the image file at `path` (its header only; pixels are decoded on demand) for a `with` block.
+
+    Pillow's errors, in the block too, and a size above the decompression-bomb limit raise UnreadableImage.
+    path: the file (str or path-like).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                yield image
+    except UnidentifiedImageError:
+        raise UnreadableImage(path, "not an image format Pillow can read (or the file is empty)") from None
+    except DECODE_ERRORS as err:
+        raise UnreadableImage(path, _short_reason(err)) from None
+
+
 def load_image(path, mode="RGB"):
     """Decode the whole image file at `path` and return it upright as a PIL image in `mode`.
 
     path: the file (str or path-like); mode: 'RGB' or 'L'. Raises UnreadableImage when it cannot be decoded.
     """
-    try:
-        with Image.open(path) as image:
-            image.load()  # decode now, inside the try and while the file is open
-            upright = ImageOps.exif_transpose(image)
-        return _to_eight_bit(upright).convert(mode)
-    except UnidentifiedImageError:
-        raise UnreadableImage(path, "not an image format Pillow can read (or the file is empty)") from None
-    except DECODE_ERRORS as err:
-        raise UnreadableImage(path, _short_reason(err)) from None
+    with opened_image(path) as image:
+        image.load()  # decode now, while the file is open
+        return _to_eight_bit(ImageOps.exif_transpose(image)).convert(mode)
 
 
 def _to_eight_bit(image):

@@ -2,7 +2,6 @@
 from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
                                note_small_images)
 from data.image_io import load_image
-from data.image_folder import make_dataset
 
 
 class SingleDataset(BaseDataset):
@@ -14,7 +13,7 @@ class SingleDataset(BaseDataset):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.paths = make_dataset(opt.dataroot, opt.max_dataset_size)
+        self.paths = self.find_images(opt.dataroot)
         self.mode = domain_image_mode(opt, "A")
 
     def __len__(self):

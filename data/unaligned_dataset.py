@@ -2,9 +2,8 @@
 import os
 
 from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
-                               note_small_images)
+                               note_small_images, require_trainable_shapes)
 from data.image_io import load_image
-from data.image_folder import make_dataset
 
 
 class UnalignedDataset(BaseDataset):
@@ -16,8 +15,7 @@ class UnalignedDataset(BaseDataset):
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.paths = {domain: make_dataset(os.path.join(opt.dataroot, opt.phase + domain), opt.max_dataset_size)
-                      for domain in "AB"}
+        self.paths = {domain: self.find_images(os.path.join(opt.dataroot, opt.phase + domain)) for domain in "AB"}
         self.modes = {domain: domain_image_mode(opt, domain) for domain in "AB"}
 
     def __len__(self):
@@ -30,7 +28,10 @@ class UnalignedDataset(BaseDataset):
         return a_paths[index % len(a_paths)], b_paths[b_index]
 
     def validate(self):
-        note_small_images(self.opt, header_sizes(self.paths["A"] + self.paths["B"]))
+        sizes = {domain: header_sizes(self.paths[domain]) for domain in "AB"}
+        note_small_images(self.opt, {**sizes["A"], **sizes["B"]})
+        for domain_sizes in sizes.values():  # A and B images are stacked separately
+            require_trainable_shapes(self.opt, domain_sizes)
 
     def source_paths(self, index):
         # A random B partner is drawn at load time, so only the A file is known ahead then.

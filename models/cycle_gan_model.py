@@ -9,6 +9,7 @@ import itertools
 
 import torch
 
+from options.ranges import NumberRange
 from util.errors import UserError
 from util.image_pool import ImagePool
 
@@ -25,9 +26,11 @@ class CycleGANModel(BaseModel):
     def modify_commandline_options(parser, is_train=True):
         parser.set_defaults(no_dropout=True)  # the paper's generators have no dropout
         if is_train:
-            parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A -> B -> A")
-            parser.add_argument("--lambda_B", type=float, default=10.0, help="weight of the cycle loss B -> A -> B")
-            parser.add_argument("--lambda_identity", type=float, default=0.5,
+            parser.add_argument("--lambda_A", type=NumberRange(float, minimum=0), default=10.0,
+                                help="weight of the cycle loss A -> B -> A")
+            parser.add_argument("--lambda_B", type=NumberRange(float, minimum=0), default=10.0,
+                                help="weight of the cycle loss B -> A -> B")
+            parser.add_argument("--lambda_identity", type=NumberRange(float, minimum=0), default=0.5,
                                 help="weight of the identity loss relative to lambda_A/lambda_B; e.g. 0.1 weighs it "
                                      "ten times less than the cycle loss; 0 turns it off")
         return parser

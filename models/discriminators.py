@@ -79,3 +79,15 @@ def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal"
     else:
         raise ValueError(f"unknown discriminator {netD!r}; choose one of {', '.join(DISCRIMINATOR_CHOICES)}")
     return init_weights(net, init_type, init_gain)
+
+
+def smallest_input_side(netD, n_layers_D=3):
+    """The smallest image side (px) that discriminator `netD` can be trained on.
+
+    A PatchGAN's stride-2 4x4 convs floor-halve the side, its two stride-1 4x4 convs take one pixel
+    each and the last must leave at least one score: 3 * 2 ** n_layers (24 for `basic`). The pixel
+    discriminator's normalisation needs more than one value per channel: 2.
+    """
+    if netD == "pixel":
+        return 2
+    return 3 * 2 ** (3 if netD == "basic" else n_layers_D)

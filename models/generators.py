@@ -153,3 +153,10 @@ def infer_generator_flags(state_dict):
         return None
     norm = "batch" if norm_key in keys else "instance" if bias_key in keys else "none"
     return f"--netG {net_g} --ngf {ngf} --norm {norm}" + (" (without --no_dropout)" if dropout else "")
+
+
+def smallest_input_side(netG):
+    """The smallest image side (px) that generator `netG` can be trained on: a ResNet generator pads
+    to a multiple of 4, and its normalisation after two halvings needs more than one value per channel
+    (so 5 px); a U-Net pads to its full depth, so any side."""
+    return 5 if netG.startswith("resnet") else 1

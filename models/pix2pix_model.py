@@ -5,6 +5,8 @@ concatenated with the real or the generated output. Each step updates D first, t
 """
 import torch
 
+from options.ranges import NumberRange
+
 from .base_model import BaseModel
 from .discriminators import define_D
 from .generators import define_G
@@ -19,7 +21,8 @@ class Pix2PixModel(BaseModel):
         parser.set_defaults(norm="batch", netG="unet_256", dataset_mode="aligned")
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode="vanilla")
-            parser.add_argument("--lambda_L1", type=float, default=100.0, help="weight of the L1 loss")
+            parser.add_argument("--lambda_L1", type=NumberRange(float, minimum=0), default=100.0,
+                                help="weight of the L1 loss")
         return parser
 
     def __init__(self, opt):

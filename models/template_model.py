@@ -3,7 +3,8 @@
 How to add a model named `my_idea`:
 1. Copy this file to models/my_idea_model.py and rename the class to MyIdeaModel (the file name,
    without underscores, plus "Model"; case does not matter). `--model my_idea` then finds it.
-2. Add its flags and change defaults in `modify_commandline_options`.
+2. Add its flags and change defaults in `modify_commandline_options`; give a numeric flag its allowed
+   range as its type (`type=NumberRange(float, minimum=0)`), so that a bad value is refused in one line.
 3. In `__init__`, name the losses, visuals and networks; build networks with `self.build_network`
    and optimisers with `self.make_optimizer` (schedulers come from BaseModel.setup).
 4. Fill in `set_input` (move tensors with `self.to_input`), `forward` and `optimize_parameters`
@@ -14,6 +15,8 @@ Checkpoints (`<epoch>_net_<name>.pth`), visuals, loss logs and web pages then wo
 
 This example learns a direct mapping A -> B on paired data with an L1 loss only (no GAN).
 """
+from options.ranges import NumberRange
+
 from .base_model import BaseModel
 from .generators import define_G
 from .losses import l1_loss
@@ -27,7 +30,8 @@ class TemplateModel(BaseModel):
         # The defaults this model wants (any flag can still be overridden on the command line).
         parser.set_defaults(dataset_mode="aligned")
         if is_train:
-            parser.add_argument("--lambda_regression", type=float, default=1.0, help="weight of the L1 regression loss")
+            parser.add_argument("--lambda_regression", type=NumberRange(float, minimum=0), default=1.0,
+                                help="weight of the L1 regression loss")
         return parser
 
     def __init__(self, opt):

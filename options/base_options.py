@@ -15,16 +15,23 @@ import torch
 
 import data
 import models
+from models import discriminators, generators
 from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
+from options.ranges import NumberRange, add_ranges_to_help, check_ranges
 from util.device import AMP_CHOICES, quiet_unless_main, setup_device
 from util.errors import UserError
 from util.log import logger
 from util.metrics import METRICS, parse_metric_names
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+# Largest --load_size/--crop_size/--display_winsize: one 64-channel float activation of a 16384 px
+# square already takes 64 GiB, so larger sides can only end in an out-of-memory crash.
+MAX_IMAGE_SIDE = 16384
+# Longest --dist_timeout (about 31 years): larger values overflow torch.distributed's time types.
+MAX_TIMEOUT_SECONDS = 10 ** 9
 
 # Flags that decide a generator's parameter shapes: read back from train_opt.txt at test time. (Test
 # time builds generators only; --init_type/--init_gain do not shape them, the loaded weights replace
@@ -135,6 +142,46 @@ def architecture_summary(opt):
     return " ".join(flags)
 
 
+def smallest_image_side(opt):
+    """(the networks' flags, the smallest image side in pixels they can take): the generator's, and
+    when training the discriminator's, whichever is larger."""
+    needed = {f"--netG {opt.netG}": generators.smallest_input_side(opt.netG)}
+    if opt.isTrain:
+        layers = f" --n_layers_D {opt.n_layers_D}" if opt.netD == "n_layers" else ""
+        needed[f"--netD {opt.netD}{layers}"] = discriminators.smallest_input_side(opt.netD, opt.n_layers_D)
+    return max(needed.items(), key=lambda item: item[1])
+
+
+def check_image_side(opt):
+    """UserError when the networks cannot take the images' side: --crop_size in the crop modes of
+    --preprocess (every image's side), --load_size with scale_width (every image's width); with
+    --preprocess none the images' own sizes decide (see data.base_dataset.require_trainable_shapes)."""
+    if opt.preprocess in data.CROP_MODES:
+        flag = "crop_size"
+    elif opt.preprocess == "scale_width":
+        flag = "load_size"
+    else:
+        return
+    networks, side = smallest_image_side(opt)
+    if getattr(opt, flag) < side:
+        raise UserError(f"--{flag} {getattr(opt, flag)} is too small for {networks}; it must be at least {side}")
+
+
+def require_writable_folder(folder, flag, value):
+    """Create `folder` (and its parents) and write a temporary file there; UserError naming the flag
+    and the folder when that fails (a file in the way, no permission, a read-only file system).
+
+    folder: the folder to create; flag, value: the option that decides where it is, and its value.
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write to {flag} {value!r} ({err.strerror or err}: {folder}); "
+                        "choose a writable folder")
+
+
 def seed_everything(seed):
     """Seed Python, NumPy and torch (CPU and CUDA) random generators."""
     random.seed(seed)
@@ -167,25 +214,31 @@ class BaseOptions:
                        help="compile the networks with torch.compile (the first iteration takes longer)")
         g.add_argument("--no_tf32", action="store_true",
                        help="CUDA: do not use TF32 for fp32 convolutions and matrix products")
-        g.add_argument("--dist_timeout", type=int, default=1800,
+        g.add_argument("--dist_timeout", type=NumberRange(int, minimum=1, maximum=MAX_TIMEOUT_SECONDS), default=1800,
                        help="under torchrun: seconds a collective may wait for the other processes before the "
                             "job fails with an error instead of hanging")
-        g.add_argument("--seed", type=int, default=None,
-                       help="seed Python, NumPy and torch random generators for a repeatable run (default: not seeded)")
+        g.add_argument("--seed", type=NumberRange(int, minimum=0, maximum=2 ** 32 - 1), default=None,
+                       help="seed Python, NumPy and torch random generators for a repeatable run; None: not seeded")
         g = parser.add_argument_group("model")
         g.add_argument("--model", type=str, default="cycle_gan", choices=models.available_models(),
                        help="which model to use")
-        g.add_argument("--input_nc", type=int, default=3, help="number of input image channels: 3 for RGB, 1 for grayscale")
-        g.add_argument("--output_nc", type=int, default=3, help="number of output image channels: 3 for RGB, 1 for grayscale")
-        g.add_argument("--ngf", type=int, default=64, help="number of generator filters in the last conv layer")
-        g.add_argument("--ndf", type=int, default=64, help="number of discriminator filters in the first conv layer")
+        g.add_argument("--input_nc", type=NumberRange(int, minimum=1), default=3,
+                       help="number of input image channels: 3 for RGB, 1 for grayscale")
+        g.add_argument("--output_nc", type=NumberRange(int, minimum=1), default=3,
+                       help="number of output image channels: 3 for RGB, 1 for grayscale")
+        g.add_argument("--ngf", type=NumberRange(int, minimum=1), default=64,
+                       help="number of generator filters in the last conv layer")
+        g.add_argument("--ndf", type=NumberRange(int, minimum=1), default=64,
+                       help="number of discriminator filters in the first conv layer")
         g.add_argument("--netD", type=str, default="basic", choices=DISCRIMINATOR_CHOICES,
                        help="discriminator: basic is a 70x70 PatchGAN; n_layers uses --n_layers_D; pixel is a 1x1 PixelGAN")
         g.add_argument("--netG", type=str, default="resnet_9blocks", choices=GENERATOR_CHOICES, help="generator architecture")
-        g.add_argument("--n_layers_D", type=int, default=3, help="number of stride-2 layers of the n_layers discriminator")
+        g.add_argument("--n_layers_D", type=NumberRange(int, minimum=1), default=3,
+                       help="number of stride-2 layers of the n_layers discriminator")
         g.add_argument("--norm", type=str, default="instance", choices=NORM_CHOICES, help="normalisation layers")
         g.add_argument("--init_type", type=str, default="normal", choices=INIT_CHOICES, help="network initialisation")
-        g.add_argument("--init_gain", type=float, default=0.02, help="scaling factor for normal, xavier and orthogonal init")
+        g.add_argument("--init_gain", type=NumberRange(float, above=0), default=0.02,
+                       help="scaling factor for normal, xavier and orthogonal init")
         g.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),
@@ -193,21 +246,25 @@ class BaseOptions:
         g.add_argument("--direction", type=str, default="AtoB", choices=("AtoB", "BtoA"), help="AtoB or BtoA")
         g.add_argument("--serial_batches", action="store_true",
                        help="take images in order to make batches; otherwise take them randomly")
-        g.add_argument("--num_threads", type=int, default=4, help="number of data-loading worker processes")
-        g.add_argument("--batch_size", type=int, default=1, help="input batch size")
-        g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
-        g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
-        g.add_argument("--max_dataset_size", type=float, default=float("inf"),
+        g.add_argument("--num_threads", type=NumberRange(int, minimum=0), default=4,
+                       help="number of data-loading worker processes")
+        g.add_argument("--batch_size", type=NumberRange(int, minimum=1), default=1, help="input batch size")
+        g.add_argument("--load_size", type=NumberRange(int, minimum=1, maximum=MAX_IMAGE_SIDE), default=286,
+                       help="scale images to this size")
+        g.add_argument("--crop_size", type=NumberRange(int, minimum=1, maximum=MAX_IMAGE_SIDE), default=256,
+                       help="then crop to this size")
+        g.add_argument("--max_dataset_size", type=NumberRange(float, minimum=1, infinite=True), default=float("inf"),
                        help="maximum number of samples per dataset; a smaller dataset is used whole")
         g.add_argument("--preprocess", type=str, default="resize_and_crop", choices=PREPROCESS_CHOICES,
                        help="scaling and cropping of images at load time")
         g.add_argument("--no_flip", action="store_true", help="do not flip images for data augmentation")
-        g.add_argument("--max_bad_images", type=int, default=10,
+        g.add_argument("--max_bad_images", type=NumberRange(int, minimum=0), default=10,
                        help="unreadable image files are skipped with a warning each; stop when more than this many")
         g = parser.add_argument_group("output")
-        g.add_argument("--display_winsize", type=int, default=256, help="display width of images in visdom and web pages")
+        g.add_argument("--display_winsize", type=NumberRange(int, minimum=1, maximum=MAX_IMAGE_SIDE), default=256,
+                       help="display width of images in visdom and web pages")
         g.add_argument("--epoch", type=str, default="latest", help="which epoch to load; 'latest' or an epoch number")
-        g.add_argument("--load_iter", type=int, default=0,
+        g.add_argument("--load_iter", type=NumberRange(int, minimum=0), default=0,
                        help="which iteration to load; if > 0, load models saved by --save_by_iter as iter_<load_iter>")
         g.add_argument("--metrics", type=str, default="",
                        help=f"quality metrics, comma-separated: {', '.join(METRICS)}; test.py computes them over "
@@ -238,6 +295,7 @@ class BaseOptions:
         parser = models.get_option_setter(peek(parser, argv).model)(parser, self.is_train)
         parser = data.get_option_setter(peek(parser, argv).dataset_mode)(parser, self.is_train)
         parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
+        add_ranges_to_help(parser)
         parser._option_dests = {action.dest for action in parser._actions}
         return parser
 
@@ -247,6 +305,7 @@ class BaseOptions:
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = self.build_parser(argv)
         opt = parser.parse_args(argv)
+        check_ranges(opt, parser)  # before anything is derived from the values or written
         for notice in sorted(parser.deprecation_notices):
             logger.info(notice)
         opt.isTrain = self.is_train
@@ -258,6 +317,7 @@ class BaseOptions:
                                 "use option names in braces, e.g. --suffix {model}_{netG}")
         opt.metrics = ",".join(parse_metric_names(opt.metrics))  # checked and canonical: "fid,kid"
         self.finalize(opt, parser, explicit_dests(parser, argv))
+        check_image_side(opt)
         self.text = format_options(opt, parser)
         print(self.text, end="")
         self.check_writable(opt)
@@ -271,14 +331,7 @@ class BaseOptions:
 
     def check_writable(self, opt):
         """Create checkpoints_dir/name and make sure files can be written there (before any work)."""
-        experiment_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        try:
-            os.makedirs(experiment_dir, exist_ok=True)
-            with tempfile.TemporaryFile(dir=experiment_dir):
-                pass
-        except OSError as err:
-            raise UserError(f"cannot write to --checkpoints_dir {opt.checkpoints_dir!r} ({err.strerror}); "
-                            "choose a writable folder")
+        require_writable_folder(os.path.join(opt.checkpoints_dir, opt.name), "--checkpoints_dir", opt.checkpoints_dir)
 
     def save(self, opt):
         """Write the printed options to checkpoints_dir/name/{phase}_opt.txt. The entry points call this

@@ -5,6 +5,11 @@ from util.errors import UserError
 from util.log import logger
 
 from .base_options import ARCHITECTURE_FLAGS, BaseOptions, read_saved_options
+from .ranges import NumberRange
+
+# --aspect_ratio stretches saved results by at most 100 times either way: beyond that a result is a
+# line of pixels that no page shows, and its size can exhaust memory.
+MIN_ASPECT_RATIO = 0.01
 
 
 class TestOptions(BaseOptions):
@@ -17,12 +22,14 @@ class TestOptions(BaseOptions):
         parser = super().initialize(parser)
         g = parser.add_argument_group("test")
         g.add_argument("--results_dir", type=str, default="./results/", help="results are saved here")
-        g.add_argument("--aspect_ratio", type=float, default=1.0,
+        g.add_argument("--aspect_ratio", type=NumberRange(float, minimum=MIN_ASPECT_RATIO, maximum=1 / MIN_ASPECT_RATIO),
+                       default=1.0,
                        help="aspect ratio of saved result images: > 1 stretches them wider, < 1 taller")
         g.add_argument("--phase", type=str, default="test", help="train, val, test, etc.: the dataset subfolder to read")
         g.add_argument("--eval", action="store_true",
                        help="use eval mode (batch-norm running statistics, no dropout) at test time")
-        g.add_argument("--num_test", type=int, default=None, help="how many test images to run (default: all)")
+        g.add_argument("--num_test", type=NumberRange(int, minimum=1), default=None,
+                       help="how many test images to run; None: all of them")
         parser.add_alias("--how_many", "--num_test", "num_test", type=int)
         g.add_argument("--metrics_reference", type=str, default=None,
                        help="folder of real target-domain images: what fid/kid compare the test model's outputs with")

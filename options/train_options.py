@@ -7,6 +7,7 @@ from util.log import logger
 from util.train_state import guard_existing_run
 
 from .base_options import BaseOptions
+from .ranges import NumberRange
 
 
 class TrainOptions(BaseOptions):
@@ -18,16 +19,21 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser):
         parser = super().initialize(parser)
         g = parser.add_argument_group("visdom and web page")
-        g.add_argument("--display_id", type=int, default=1,
+        g.add_argument("--display_id", type=NumberRange(int), default=1,
                        help="window id of the visdom display; 0 or less turns visdom off")
         g.add_argument("--display_server", type=str, default="http://localhost", help="visdom server of the display")
         g.add_argument("--display_env", type=str, default="main", help="visdom environment of the display")
-        g.add_argument("--display_port", type=int, default=8097, help="visdom port of the display")
-        g.add_argument("--display_ncols", type=int, default=4,
+        g.add_argument("--display_port", type=NumberRange(int, minimum=1, maximum=65535), default=8097,
+                       help="visdom port of the display")
+        g.add_argument("--display_ncols", type=NumberRange(int, minimum=0), default=4,
                        help="show this many images per row in one visdom window; 0 gives one window per image")
-        g.add_argument("--display_freq", type=int, default=400, help="show training results every this many images")
-        g.add_argument("--update_html_freq", type=int, default=1000, help="save training results to the web page every this many images")
-        g.add_argument("--print_freq", type=int, default=100, help="print and log the losses every this many images")
+        g.add_argument("--display_freq", type=NumberRange(int, minimum=0), default=400,
+                       help="show training results every this many images; 0: only at the end of each epoch")
+        g.add_argument("--update_html_freq", type=NumberRange(int, minimum=0), default=1000,
+                       help="save training results to the web page every this many images; 0: only at the end of "
+                            "each epoch")
+        g.add_argument("--print_freq", type=NumberRange(int, minimum=0), default=100,
+                       help="print and log the losses every this many images; 0: never")
         g.add_argument("--no_html", action="store_true",
                        help="do not save intermediate results to checkpoints_dir/name/web/")
         g.add_argument("--use_tensorboard", action="store_true",
@@ -39,7 +45,7 @@ class TrainOptions(BaseOptions):
         g.add_argument("--wandb_project", "--wandb_project_name", type=str, default="CycleGAN-and-pix2pix",
                        help="W&B project of the run")
         g = parser.add_argument_group("evaluation during training")
-        g.add_argument("--eval_freq", type=int, default=0,
+        g.add_argument("--eval_freq", type=NumberRange(int, minimum=0), default=0,
                        help="compute --metrics every this many epochs (and after the last one), or images with "
                             "--eval_unit iters, on the evaluation images; log them and keep the best weights as "
                             "best_net_*.pth; 0: never")
@@ -53,19 +59,23 @@ class TrainOptions(BaseOptions):
                        help="the metric that picks best_net_*.pth, averaged over both directions; None: the "
                             "first of --metrics")
         g = parser.add_argument_group("saving and resuming")
-        g.add_argument("--save_latest_freq", type=int, default=5000, help="save the latest model every this many images")
-        g.add_argument("--save_epoch_freq", type=int, default=5, help="save a copy of the model at the end of every this many epochs")
+        g.add_argument("--save_latest_freq", type=NumberRange(int, minimum=0), default=5000,
+                       help="save the latest model every this many images; 0: only the saves of --save_epoch_freq "
+                            "and of the end")
+        g.add_argument("--save_epoch_freq", type=NumberRange(int, minimum=1), default=5,
+                       help="save a copy of the model at the end of every this many epochs")
         g.add_argument("--save_by_iter", action="store_true",
-                       help="name the periodic saves iter_<images seen> instead of overwriting latest")
+                       help="also keep the weights of each --save_latest_freq save, as iter_<images seen> "
+                            "(latest is updated too)")
         g.add_argument("--continue_train", action="store_true",
                        help="continue training exactly where it stopped, from latest_state.pth; with --epoch/"
                             "--load_iter, or with only weights saved (original tool), load those weights and start "
                             "at --epoch_count with fresh optimisers")
-        g.add_argument("--epoch_count", type=int, default=1,
+        g.add_argument("--epoch_count", type=NumberRange(int, minimum=1), default=1,
                        help="the starting epoch number of a new run, or of a run continued from weights saved by the "
                             "original tool; --continue_train with a training state continues where it stopped instead")
         g.add_argument("--phase", type=str, default="train", help="train, val, test, etc.: the dataset subfolder to read")
-        g.add_argument("--keep_last", type=int, default=0,
+        g.add_argument("--keep_last", type=NumberRange(int, minimum=0), default=0,
                        help="keep only the newest this many epoch (and iteration) saves; 0 keeps all. "
                             "latest (weights and training state) is never removed")
         g.add_argument("--overwrite", action="store_true",
@@ -75,32 +85,49 @@ class TrainOptions(BaseOptions):
                        help="use only deterministic algorithms (slower on GPU); with --seed, an interrupted and "
                             "resumed run then ends with the same weights as an uninterrupted one")
         g = parser.add_argument_group("optimisation")
-        g.add_argument("--n_epochs", type=int, default=100, help="number of epochs at the initial learning rate")
-        g.add_argument("--n_epochs_decay", type=int, default=100, help="number of epochs to decay the learning rate over")
-        g.add_argument("--beta1", type=float, default=0.5, help="momentum term of Adam")
-        g.add_argument("--lr", type=float, default=0.0002, help="initial learning rate of Adam")
+        g.add_argument("--n_epochs", type=NumberRange(int, minimum=0), default=100,
+                       help="number of epochs at the initial learning rate")
+        g.add_argument("--n_epochs_decay", type=NumberRange(int, minimum=0), default=100,
+                       help="number of epochs to decay the learning rate over")
+        g.add_argument("--beta1", type=NumberRange(float, minimum=0, below=1), default=0.5,
+                       help="momentum term of Adam")
+        g.add_argument("--lr", type=NumberRange(float, minimum=0), default=0.0002,
+                       help="initial learning rate of Adam; 0 keeps the weights as they are (e.g. to check a resume)")
         g.add_argument("--gan_mode", type=str, default="lsgan", choices=GAN_MODE_CHOICES,
                        help="GAN objective: vanilla (cross-entropy of the original GAN paper), lsgan (least squares) "
                             "or wgangp (Wasserstein with gradient penalty)")
-        g.add_argument("--pool_size", type=int, default=50, help="size of the buffer of previously generated images")
+        g.add_argument("--pool_size", type=NumberRange(int, minimum=0), default=50,
+                       help="size of the buffer of previously generated images; 0: no buffer")
         g.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICY_CHOICES,
                        help="learning-rate policy: linear decay, step (x0.1 every --lr_decay_iters epochs), "
                             "plateau (x0.2 when the epoch's mean generator loss stalls) or cosine over the whole run")
-        g.add_argument("--lr_decay_iters", type=int, default=50, help="epochs between x0.1 decays of the step policy")
+        g.add_argument("--lr_decay_iters", type=NumberRange(int, minimum=1), default=50,
+                       help="epochs between x0.1 decays of the step policy")
         parser.add_alias("--niter", "--n_epochs", "n_epochs", type=int)
         parser.add_alias("--niter_decay", "--n_epochs_decay", "n_epochs_decay", type=int)
         parser.add_alias("--no_lsgan", "--gan_mode vanilla", "gan_mode", const="vanilla")
         return parser
 
     def finalize(self, opt, parser, explicit):
+        check_epochs(opt)
         finalize_evaluation(opt)
         guard_existing_run(opt)
 
 
+def check_epochs(opt):
+    """UserError when the epoch flags leave nothing to train (each is in range on its own)."""
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+    if last_epoch < 1:
+        raise UserError(f"--n_epochs {opt.n_epochs} --n_epochs_decay {opt.n_epochs_decay} leave nothing to train; "
+                        "together they must be at least 1 epoch")
+    # With --continue_train a saved training state decides the starting epoch instead.
+    if opt.epoch_count > last_epoch and not opt.continue_train:
+        raise UserError(f"--epoch_count {opt.epoch_count} starts after the last epoch (--n_epochs + --n_epochs_decay "
+                        f"= {last_epoch}), so nothing would be trained; it must be from 1 to {last_epoch}")
+
+
 def finalize_evaluation(opt):
     """Check the evaluation flags and fill in the default metrics (fid,kid; psnr,ssim for aligned data)."""
-    if opt.eval_freq < 0:
-        raise UserError(f"--eval_freq {opt.eval_freq} is negative; pass 0 (no evaluation) or a positive number")
     if opt.eval_freq == 0:
         if opt.metrics:
             logger.info("note: --metrics has no effect on training without --eval_freq")

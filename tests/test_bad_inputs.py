@@ -4,12 +4,17 @@ import hashlib
 import os
 import pickle
 import re
+import struct
+import zlib
 
 import pytest
 import torch
 from PIL import Image
 
 from conftest import run_script, write_images
+from util import checkpoint
+from util.errors import UserError
+from util.html import result_names
 
 TINY = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
         "--num_threads", "0", "--load_size", "36", "--crop_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0"]
@@ -87,6 +92,51 @@ def setup_corrupt(count):
     return setup
 
 
+def png_claiming(width, height):
+    """A tiny PNG file whose header claims width x height pixels: a decompression bomb's signature."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def setup_bomb(folder, width, height):
+    def setup(work):
+        root = unaligned(work)
+        write_images(root / folder, 1, seed=5)  # a readable image beside it
+        (root / folder / "bomb.png").write_bytes(png_claiming(width, height))
+        return root if folder.startswith("train") else root / folder
+    return setup
+
+
+def setup_all_unreadable(folder):
+    def setup(work):
+        root = unaligned(work)
+        (root / folder).mkdir(exist_ok=True)
+        for path in (root / folder).glob("img_*.png"):
+            path.unlink()
+        for index in range(3):
+            (root / folder / f"broken{index}.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        return root if folder.startswith("train") else root / folder
+    return setup
+
+
+def setup_mixed_shapes(work):
+    root = unaligned(work)
+    write_images(root / "trainA", 1, size=(48, 40), prefix="wide")
+    return root
+
+
+def setup_tiny(work):
+    write_images(work / "d" / "trainA", 2, size=(8, 8))
+    write_images(work / "d" / "trainB", 2, size=(8, 8))
+    return work / "d"
+
+
+def setup_a_file(work):
+    return write_images(work / "pictures", 1)[0]
+
+
 def setup_evil(work, ck):
     (ck / "evil").mkdir(exist_ok=True)
     with open(ck / "evil" / "latest_net_G.pth", "wb") as handle:
@@ -133,6 +183,46 @@ CASES = [
     ("unreadable image skipped", "train.py", setup_corrupt(1), [], 0, r"warning: skipping unreadable image .*broken0.png"),
     ("images smaller than crop", "train.py", unaligned, ["--preprocess", "crop", "--crop_size", "48"], 0,
      r"7 image\(s\) are smaller than --crop_size 48 .*upscaled"),
+    # Flag values: all are checked at parse time (tests/test_options.py tries every range); these show the CLI.
+    ("batch size 0", "train.py", None, ["--batch_size", "0"], 2,
+     r"--batch_size 0 is out of range; it must be an integer >= 1"),
+    ("negative lr", "train.py", None, ["--lr", "-1"], 2, r"--lr -1 is out of range; it must be a number >= 0"),
+    ("lr not a number", "train.py", None, ["--lr", "fast"], 2, r"argument --lr: invalid float value: 'fast'"),
+    ("save_epoch_freq 0", "train.py", None, ["--save_epoch_freq", "0"], 2,
+     r"--save_epoch_freq 0 is out of range; it must be an integer >= 1"),
+    ("load_size 0", "train.py", None, ["--load_size", "0"], 2,
+     r"--load_size 0 is out of range; it must be an integer from 1 to 16384"),
+    ("no epochs", "train.py", None, ["--n_epochs", "0", "--n_epochs_decay", "0"], 2,
+     r"--n_epochs 0 --n_epochs_decay 0 leave nothing to train; together they must be at least 1 epoch"),
+    ("test num_test 0", "test.py", None, ["--name", "existing", "--model", "cycle_gan", "--num_test", "0"], 2,
+     r"--num_test 0 is out of range; it must be an integer >= 1"),
+    ("test negative load_iter", "test.py", None, ["--name", "existing", "--model", "cycle_gan", "--load_iter", "-1"],
+     2, r"--load_iter -1 is out of range; it must be an integer >= 0"),
+    # Images and folders.
+    ("bomb skipped in training", "train.py", setup_bomb("trainB", 10_000, 10_000), [], 0,
+     r"warning: skipping unreadable image .*bomb.png \(Image size \(100000000 pixels\) exceeds limit"),
+    ("bomb skipped in testing", "test.py", setup_bomb("testA", 100_000, 100_000),
+     ["--name", "existing", "--model", "test", "--model_suffix", "_A"], 0,
+     r"warning: skipping unreadable image .*bomb.png \(Image size \(10000000000 pixels\) exceeds limit"),
+    ("no image readable in training", "train.py", setup_all_unreadable("trainB"), [], 2,
+     r"none of the 3 image files in '.*trainB' can be read; replace them, or fix --dataroot"),
+    ("no image readable in testing", "test.py", setup_all_unreadable("testA"),
+     ["--name", "existing", "--model", "test", "--model_suffix", "_A"], 2,
+     r"none of the 3 image files in '.*testA' can be read"),
+    ("batch of mixed shapes", "train.py", setup_mixed_shapes, ["--preprocess", "none", "--batch_size", "2"], 2,
+     r"--preprocess none keeps the images' shapes, and they differ .*cannot stack them"),
+    ("images smaller than the networks", "train.py", setup_tiny, ["--preprocess", "none"], 2,
+     r"--preprocess none keeps the images' shapes, and .* becomes 8x8, smaller than --netD basic takes \(24 px"),
+    ("test dataroot is a file", "test.py", setup_a_file, ["--name", "existing", "--model", "test"], 2,
+     r"img_000.png' is a file, not a folder of images"),
+    ("test phase folder missing", "test.py", None, ["--name", "existing", "--model", "cycle_gan", "--phase", "val"],
+     2, r"valA' does not exist; fix --dataroot \(or --phase"),
+    ("test best without best weights", "test.py", None,
+     ["--name", "existing", "--model", "cycle_gan", "--phase", "train", "--epoch", "best"], 2,
+     r"no checkpoint .*best_net_G_A.pth; pick an existing --epoch"),
+    ("results_dir unwritable", "test.py", setup_file_in_the_way,
+     ["--name", "existing", "--model", "test", "--model_suffix", "_A", "--results_dir", "afile/results"], 2,
+     r"cannot write to --results_dir 'afile/results' \(Not a directory: afile/results/existing/test_latest\)"),
 ]
 if not torch.cuda.is_available():
     CASES.append(("gpu without CUDA", "train.py", None, ["--gpu_ids", "0"], 2, r"CUDA is not available.*--gpu_ids -1"))
@@ -193,3 +283,66 @@ def test_file_names_with_spaces_unicode_and_html_characters(tmp_path, world):
     from urllib.parse import unquote
     sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
     assert len(sources) == 6 and all((page_dir / unquote(src)).is_file() for src in sources)
+
+
+@pytest.mark.parametrize("saved", [[1, 2], torch.zeros(3), {"model.1.weight": "text"}, {}, {1: torch.zeros(1)},
+                                   {"state_dict": {"model.1.weight": torch.zeros(1)}}],
+                         ids=["list", "tensor", "dict of text", "empty dict", "numbered keys", "nested"])
+def test_a_weights_file_holding_no_state_dict_is_refused(tmp_path, saved):
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(saved, path)
+    with pytest.raises(UserError, match=r"latest_net_G.pth holds .*, not network weights \(a state_dict of tensors "
+                                        r"by name\); use a weights file written by this tool"):
+        checkpoint.load_network(torch.nn.Conv2d(1, 1, 1), str(path))
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "EOFError"), (b"PK\x03\x04cut", "PytorchStreamReader failed")],
+                         ids=["empty", "cut zip"])
+def test_a_damaged_weights_file_is_refused(tmp_path, content, reason):
+    path = tmp_path / "latest_net_G.pth"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=rf"cannot read .*latest_net_G.pth \({reason}.*\); the file is damaged"):
+        checkpoint.load_network(torch.nn.Conv2d(1, 1, 1), str(path))
+
+
+def test_a_weights_file_holding_a_list_ends_in_one_line(world, tmp_path):
+    (world["ck"] / "listed").mkdir(exist_ok=True)
+    torch.save([torch.zeros(1)], world["ck"] / "listed" / "latest_net_G.pth")
+    result = run_script("test.py", "--dataroot", world["root"] / "trainA", "--name", "listed", "--model", "test",
+                        "--checkpoints_dir", world["ck"], "--results_dir", tmp_path / "results", *TEST_TINY,
+                        cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.fullmatch(r"error: .*latest_net_G.pth holds a list, not network weights .*",
+                        result.stderr.strip().splitlines()[-1])
+    assert not (tmp_path / "results").exists()
+
+
+def test_result_names_keep_stems_and_tell_colliding_files_apart():
+    assert result_names({"d": ["d/a.png", "d/b.jpg"]}) == {"d/a.png": "a", "d/b.jpg": "b"}
+    assert result_names({"d": ["d/sub/x.png", "d/x.jpg", "d/x.png"]}) == \
+        {"d/sub/x.png": "sub_x", "d/x.jpg": "x_jpg", "d/x.png": "x_png"}
+    # A longer name already taken by another file, and names that differ only in case.
+    assert result_names({"d": ["d/sub/x.png", "d/sub_x.png", "d/x.png"]}) == \
+        {"d/sub/x.png": "sub_x_2", "d/sub_x.png": "sub_x", "d/x.png": "x"}
+    assert result_names({"d": ["d/X.png", "d/x.png"]}) == {"d/X.png": "X_png", "d/x.png": "x_png_2"}
+    # Folders are named separately: testA/1.png and testB/1.png keep their plain names.
+    assert result_names({"A": ["A/1.png"], "B": ["B/1.png"]}) == {"A/1.png": "1", "B/1.png": "1"}
+
+
+def test_inputs_sharing_a_name_each_get_their_results(world, tmp_path):
+    folder = tmp_path / "inputs"
+    for name, seed in (("x.png", 1), ("x.jpg", 2), ("sub/x.png", 3), ("y.png", 4)):
+        write_images(folder / os.path.dirname(name), 1, seed=seed, prefix="tmp")
+        (folder / os.path.dirname(name) / "tmp_000.png").rename(folder / name)
+    result = run_script("test.py", "--dataroot", folder, "--name", "existing", "--model", "test", "--model_suffix",
+                        "_A", "--checkpoints_dir", world["ck"], "--results_dir", tmp_path / "results", *TEST_TINY,
+                        "--batch_size", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page_dir = tmp_path / "results" / "existing" / "test_latest"
+    names = sorted(path.name for path in (page_dir / "images").iterdir())
+    stems = ("sub_x", "x_jpg", "x_png", "y")
+    assert names == sorted(f"{stem}_{label}.png" for stem in stems for label in ("real", "fake"))
+    page = (page_dir / "index.html").read_text(encoding="utf-8")
+    assert re.findall(r"<h3>([^<]*)</h3>", page) == ["sub_x", "x_jpg", "x_png", "y"]
+    reals = {stem: Image.open(page_dir / "images" / f"{stem}_real.png").getpixel((0, 0)) for stem in ("x_png", "x_jpg")}
+    assert reals["x_png"] != reals["x_jpg"]  # each row shows its own input

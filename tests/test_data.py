@@ -1,5 +1,6 @@
 """Tests of the data package: preprocessing sizes, datasets, plug-in lookup, folder search and the loader."""
 import argparse
+import os
 import pickle
 import random
 import subprocess
@@ -15,6 +16,7 @@ import data
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import BaseDataset, get_params, get_transform, size_before_crop
 from data.image_folder import make_dataset
+from data.image_io import load_image
 from data.single_dataset import SingleDataset
 from data.unaligned_dataset import UnalignedDataset
 from util.errors import UserError
@@ -25,7 +27,8 @@ def make_opt(dataroot, **overrides):
     values = dict(dataroot=str(dataroot), phase="train", direction="AtoB", input_nc=3, output_nc=3,
                   preprocess="resize_and_crop", load_size=40, crop_size=32, no_flip=False, serial_batches=True,
                   max_dataset_size=float("inf"), batch_size=1, num_threads=0, isTrain=True,
-                  dataset_mode="unaligned", gpu_ids=[], seed=None, max_bad_images=10)
+                  dataset_mode="unaligned", gpu_ids=[], seed=None, max_bad_images=10, netG="resnet_6blocks",
+                  netD="basic", n_layers_D=3)
     values.update(overrides)
     return argparse.Namespace(**values)
 
@@ -219,6 +222,9 @@ def test_make_dataset_recursive_case_insensitive(tmp_path):
 def test_missing_and_empty_folders_raise_user_errors(tmp_path):
     with pytest.raises(UserError, match=r"nowhere.*--dataroot"):
         make_dataset(str(tmp_path / "nowhere"))
+    picture_file = write_images(tmp_path / "pictures", 1)[0]
+    with pytest.raises(UserError, match=r"img_000.png' is a file, not a folder of images; pass the folder"):
+        make_dataset(str(picture_file))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no pictures")
     with pytest.raises(UserError, match=r"empty.*\.png"):
@@ -275,10 +281,97 @@ def test_a_batch_of_only_unreadable_images_is_skipped(tmp_path):
 def test_too_many_unreadable_images_stop_the_run(tmp_path):
     write_images(tmp_path, 1)
     for index in range(3):
-        (tmp_path / f"bad{index}.jpg").write_bytes(b"\xff\xd8 truncated")
+        (tmp_path / f"zbad{index}.jpg").write_bytes(b"\xff\xd8 truncated")  # after a good file: met while loading
     loader = data.create_dataset(make_opt(tmp_path, dataset_mode="single", max_bad_images=2, num_threads=1))
     with pytest.raises(UserError, match=r"3 image files could not be read .*--max_bad_images 2"):
         list(loader)
+
+
+def write_broken(folder, *names):
+    """Files named like images that no decoder can read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+
+
+def test_a_folder_without_one_readable_image_is_refused_before_loading(tmp_path, capsys):
+    write_images(tmp_path / "trainA", 2)
+    write_broken(tmp_path / "trainB", "a.png", "b.png", "c.png")
+    with pytest.raises(UserError, match=r"^none of the 3 image files in '.*trainB' can be read; replace them, or "
+                                        r"fix --dataroot$"):
+        data.create_dataset(make_opt(tmp_path))
+    assert capsys.readouterr().err.count("skipping unreadable image") == 3
+    write_broken(tmp_path / "single", "x.jpg")
+    with pytest.raises(UserError, match=r"none of the 1 image files in '.*single'"):
+        data.create_dataset(make_opt(tmp_path / "single", dataset_mode="single", isTrain=False))
+
+
+def test_the_readability_probe_decodes_one_image_per_healthy_folder(unaligned_root, monkeypatch):
+    decoded = []
+    real_load = load_image
+    monkeypatch.setattr("data.image_io.load_image", lambda path, *args: decoded.append(path) or real_load(path, *args))
+    data.create_dataset(make_opt(unaligned_root))
+    assert [os.path.basename(os.path.dirname(path)) for path in decoded] == ["trainA", "trainB"]
+
+
+def test_broken_files_met_by_the_probe_count_against_max_bad_images(tmp_path):
+    write_broken(tmp_path, "a0.png", "a1.png")
+    write_images(tmp_path, 2)
+    with pytest.raises(UserError, match=r"2 image files could not be read \(more than --max_bad_images 1\)"):
+        data.create_dataset(make_opt(tmp_path, dataset_mode="single", max_bad_images=1))
+    loader = data.create_dataset(make_opt(tmp_path, dataset_mode="single", max_bad_images=2))
+    assert len([path for batch in loader for path in batch["A_paths"]]) == 2
+
+
+@pytest.mark.parametrize("preprocess, batch_size, refused", [
+    ("none", 2, True), ("scale_width", 2, True), ("none", 1, False), ("resize_and_crop", 2, False),
+    ("scale_width_and_crop", 2, False)])
+def test_training_batches_that_would_stack_different_shapes_are_refused(tmp_path, preprocess, batch_size, refused):
+    write_images(tmp_path / "trainA", 2, size=(40, 36))
+    write_images(tmp_path / "trainA", 1, size=(48, 40), prefix="wide")
+    write_images(tmp_path / "trainB", 2, size=(48, 40))  # one shape: fine on its own
+    opt = make_opt(tmp_path, preprocess=preprocess, batch_size=batch_size, load_size=40)
+    if refused:
+        with pytest.raises(UserError, match=rf"--preprocess {preprocess} keeps the images' shapes, and they differ "
+                                            rf"\(.*img_000.png becomes .*, .*wide_000.png .*\), so --batch_size 2 "
+                                            "cannot stack them; use --batch_size 1 or a cropping --preprocess"):
+            data.create_dataset(opt)
+    else:
+        assert len(next(iter(data.create_dataset(opt)))["A_paths"]) == batch_size
+
+
+@pytest.mark.parametrize("net_d, refused", [("basic", True), ("pixel", False)])
+def test_training_images_kept_smaller_than_the_networks_take_are_refused(tmp_path, net_d, refused):
+    write_images(tmp_path / "trainA", 2, size=(40, 36))
+    write_images(tmp_path / "trainB", 1, size=(40, 36))
+    write_images(tmp_path / "trainB", 1, size=(16, 12), prefix="tiny")
+    opt = make_opt(tmp_path, preprocess="none", netD=net_d)
+    if refused:
+        with pytest.raises(UserError, match=r"--preprocess none keeps the images' shapes, and .*tiny_000.png becomes "
+                                            r"16x12, smaller than --netD basic takes \(24 px a side\); use a cropping"):
+            data.create_dataset(opt)
+    else:
+        assert len(data.create_dataset(opt)) == 2
+
+
+def test_aligned_training_batches_of_one_shape_are_fine(tmp_path):
+    write_images(tmp_path / "train", 2, size=(80, 36))
+    opt = make_opt(tmp_path, dataset_mode="aligned", preprocess="none", batch_size=2)
+    assert next(iter(data.create_dataset(opt)))["A"].shape == (2, 3, 36, 40)
+    write_images(tmp_path / "train", 1, size=(96, 40), prefix="wide")
+    with pytest.raises(UserError, match="cannot stack them"):
+        data.create_dataset(opt)
+
+
+def test_test_time_scale_width_batches_group_images_by_size_and_skip_unreadable_ones(tmp_path, capsys):
+    for index, size in enumerate([(40, 36), (48, 32), (40, 36)]):
+        write_images(tmp_path, 1, size=size, seed=index, prefix=f"p{index}")
+    write_broken(tmp_path, "p1_broken.png")
+    opt = make_opt(tmp_path, dataset_mode="single", preprocess="scale_width", isTrain=False, batch_size=2,
+                   load_size=20, no_flip=True)
+    batches = [batch["A_paths"] for batch in data.create_dataset(opt)]
+    assert sorted(map(len, batches)) == [1, 2] and sum(map(len, batches)) == 3
+    assert "skipping unreadable image" in capsys.readouterr().err
 
 
 def test_epoch_order_and_items_replay_exactly(unaligned_root):

@@ -123,7 +123,7 @@ def test_continued_run_keeps_the_best_score(tmp_path, unaligned_root):
     (["--eval_freq", "1", "--eval_phase", "nowhere"],
      r"--eval_freq: image folder '.*nowhereA' does not exist; pass --eval_dataroot \(a dataset folder laid out "
      r"like --dataroot\) or --eval_phase \(its subfolder: testA/testB, or test/ for aligned data\)"),
-    (["--eval_freq", "-1"], r"--eval_freq -1 is negative; pass 0 \(no evaluation\) or a positive number"),
+    (["--eval_freq", "-1"], r"--eval_freq -1 is out of range; it must be an integer >= 0"),
     (["--eval_freq", "1", "--metrics", "psnr", "--best_metric", "fid"],
      r"--best_metric 'fid' is not among --metrics psnr; choose one of them or add it to --metrics"),
     (["--eval_freq", "1", "--metrics", "fid,sharpness"], r"--metrics: unknown metric 'sharpness'; choose from .*"),

@@ -2,12 +2,14 @@
 import builtins
 import pickle
 import struct
+import warnings
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from data.image_folder import image_size
 from data.image_io import UnreadableImage, load_image
 from util.errors import UserError
 
@@ -22,6 +24,14 @@ def png_bytes(width, height, color_type, bit_depth, pixels):
     raw = b"".join(b"\x00" + row.tobytes() for row in pixels)  # filter type 0 on every row
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
             + chunk(b"IEND", b""))
+
+
+def png_claiming(width, height):
+    """A tiny PNG file whose header claims width x height RGB pixels (its pixel data is empty)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def saved(image, path, **params):
@@ -188,6 +198,31 @@ def test_missing_file_raises_with_a_one_line_reason(tmp_path):
     with pytest.raises(UnreadableImage) as caught:
         load_image(path, "L")
     assert str(caught.value) == f"{path}: No such file or directory"
+
+
+# Pillow warns between its pixel limit and twice the limit, and refuses above: both are unreadable.
+@pytest.mark.parametrize("width, height", [(100_000, 100_000), (10_000, 10_000)], ids=["refused", "warned"])
+def test_a_decompression_bomb_is_unreadable_without_a_warning(tmp_path, width, height):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_claiming(width, height))
+    assert path.stat().st_size < 100
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for read in (lambda: load_image(path, "RGB"), lambda: image_size(path)):
+            with pytest.raises(UnreadableImage, match=r"bomb.png: Image size \(\d+ pixels\) exceeds limit"):
+                read()
+    assert not caught
+
+
+def test_pillows_pixel_limit_decides_what_is_a_bomb(tmp_path, monkeypatch):
+    small, large = noise_file(tmp_path / "small.png"), noise_file(tmp_path / "large.png")
+    Image.open(small).resize((10, 12)).save(small)  # 120 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64x64 = 4096 pixels: refused; 120: warned
+    for path in (small, large):
+        with pytest.raises(UnreadableImage, match="exceeds limit of"):
+            load_image(path, "RGB")
+    monkeypatch.undo()
+    assert load_image(small, "RGB").size == (10, 12) and image_size(large) == (64, 64)
 
 
 def test_exception_pickles_and_is_a_user_error():

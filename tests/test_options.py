@@ -1,7 +1,12 @@
 """Option parsing: the original's defaults, model defaults, old flag names, bad values, saved options."""
+import argparse
+import re
+
 import pytest
 
-from options.base_options import read_saved_options
+import models
+from options.base_options import DeprecatedAlias, read_saved_options
+from options.ranges import NumberRange, ranged_actions
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
@@ -167,3 +172,167 @@ def test_help_lists_model_flags(capsys):
 def test_model_defaults_do_not_count_as_typed(tmp_path):
     parse_train(tmp_path, "--name", "p", "--model", "pix2pix", "--netG", "unet_128")
     assert parse_test(tmp_path, "--name", "p", "--model", "pix2pix").netG == "unet_128"
+
+
+# --- allowed ranges of numeric flags -----------------------------------------------------------------
+
+TRAIN_MODELS = [name for name in models.available_models() if name != "test"]
+
+# (options class, model, flag, a value out of range, the range the message states)
+OUT_OF_RANGE = [
+    (TrainOptions, "cycle_gan", "--batch_size", "0", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--load_size", "0", "an integer from 1 to 16384"),
+    (TrainOptions, "cycle_gan", "--load_size", "16385", "an integer from 1 to 16384"),
+    (TrainOptions, "cycle_gan", "--crop_size", "-32", "an integer from 1 to 16384"),
+    (TrainOptions, "cycle_gan", "--num_threads", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--max_dataset_size", "0", r"a number >= 1 \(or inf for no limit\)"),
+    (TrainOptions, "cycle_gan", "--max_dataset_size", "nan", r"a number >= 1 \(or inf for no limit\)"),
+    (TrainOptions, "cycle_gan", "--max_bad_images", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--display_winsize", "0", "an integer from 1 to 16384"),
+    (TrainOptions, "cycle_gan", "--display_freq", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--update_html_freq", "-5", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--print_freq", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--save_latest_freq", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--save_epoch_freq", "0", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--n_epochs", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--n_epochs_decay", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--epoch_count", "0", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--lr", "-0.0002", "a number >= 0"),
+    (TrainOptions, "cycle_gan", "--lr", "inf", "a number >= 0"),
+    (TrainOptions, "cycle_gan", "--lr", "nan", "a number >= 0"),
+    (TrainOptions, "cycle_gan", "--beta1", "1", "a number >= 0 and < 1"),
+    (TrainOptions, "cycle_gan", "--beta1", "-0.5", "a number >= 0 and < 1"),
+    (TrainOptions, "cycle_gan", "--lambda_A", "-10", "a number >= 0"),
+    (TrainOptions, "cycle_gan", "--lambda_B", "inf", "a number >= 0"),
+    (TrainOptions, "cycle_gan", "--lambda_identity", "-0.5", "a number >= 0"),
+    (TrainOptions, "pix2pix", "--lambda_L1", "-100", "a number >= 0"),
+    (TrainOptions, "template", "--lambda_regression", "nan", "a number >= 0"),
+    (TrainOptions, "cycle_gan", "--pool_size", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--lr_decay_iters", "0", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--keep_last", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--eval_freq", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--load_iter", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--ngf", "0", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--ndf", "0", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--n_layers_D", "0", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--input_nc", "0", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--output_nc", "-3", "an integer >= 1"),
+    (TrainOptions, "cycle_gan", "--init_gain", "0", "a number > 0"),
+    (TrainOptions, "cycle_gan", "--dist_timeout", "0", "an integer from 1 to 1000000000"),
+    (TrainOptions, "cycle_gan", "--display_ncols", "-1", "an integer >= 0"),
+    (TrainOptions, "cycle_gan", "--display_port", "0", "an integer from 1 to 65535"),
+    (TrainOptions, "cycle_gan", "--display_port", "65536", "an integer from 1 to 65535"),
+    (TrainOptions, "cycle_gan", "--seed", "-1", "an integer from 0 to 4294967295"),
+    (TestOptions, "test", "--num_test", "0", "an integer >= 1"),
+    (TestOptions, "test", "--aspect_ratio", "0", "a number from 0.01 to 100"),
+    (TestOptions, "cycle_gan", "--aspect_ratio", "1000", "a number from 0.01 to 100"),
+    (TestOptions, "test", "--load_iter", "-2", "an integer >= 0"),
+    (TestOptions, "test", "--batch_size", "0", "an integer >= 1"),
+]
+
+
+def parse_with(options_class, tmp_path, *flags):
+    """Parse as the entry points do (train or test options)."""
+    return parse_and_save(options_class(), tmp_path, flags)
+
+
+@pytest.mark.parametrize("options_class, model, flag, value, allowed", OUT_OF_RANGE,
+                         ids=[f"{row[2]} {row[3]}" for row in OUT_OF_RANGE])
+def test_out_of_range_values_are_refused_in_one_line(tmp_path, options_class, model, flag, value, allowed):
+    with pytest.raises(UserError) as caught:
+        parse_with(options_class, tmp_path, "--model", model, flag, value)
+    message = str(caught.value)
+    assert re.fullmatch(rf"{flag} \S+ is out of range; it must be {allowed}", message), message
+    assert not (tmp_path / "ck" / "experiment_name" / f"{'train' if options_class is TrainOptions else 'test'}"
+                "_opt.txt").exists()
+
+
+def test_the_range_table_covers_every_bounded_numeric_flag():
+    """A numeric flag added later without a row above makes this fail: every range is tried once."""
+    tried = {(options_class, flag) for options_class, _, flag, _, _ in OUT_OF_RANGE}
+    for options_class, model_names in ((TrainOptions, TRAIN_MODELS), (TestOptions, models.available_models())):
+        for model in model_names:
+            parser = options_class().build_parser(["--dataroot", "x", "--model", model])
+            for flag, allowed, _ in ranged_actions(parser):
+                bounded = allowed.describe() != "any integer"
+                assert not bounded or (options_class, flag) in tried or (TrainOptions, flag) in tried, (model, flag)
+
+
+def test_every_numeric_flag_declares_its_range():
+    for options_class, model_names in ((TrainOptions, TRAIN_MODELS), (TestOptions, models.available_models())):
+        for model in model_names:
+            parser = options_class().build_parser(["--dataroot", "x", "--model", model])
+            for action in parser._actions:
+                numeric = action.type in (int, float) or isinstance(action.default, (int, float)) and \
+                    not isinstance(action.default, bool) and action.nargs != 0
+                if numeric and not isinstance(action, DeprecatedAlias) and action.default is not argparse.SUPPRESS:
+                    assert isinstance(action.type, NumberRange), (model, action.option_strings)
+
+
+@pytest.mark.parametrize("options_class, model", [(TrainOptions, name) for name in TRAIN_MODELS]
+                         + [(TestOptions, name) for name in models.available_models()])
+def test_every_default_is_in_range(tmp_path, options_class, model):
+    parse_with(options_class, tmp_path, "--model", model)
+
+
+@pytest.mark.parametrize("flags, name, expected", [
+    (["--display_id", "0"], "display_id", 0), (["--display_id", "-1"], "display_id", -1),
+    (["--pool_size", "0"], "pool_size", 0), (["--max_dataset_size", "inf"], "max_dataset_size", float("inf")),
+    (["--max_dataset_size", "1"], "max_dataset_size", 1.0), (["--beta1", "0"], "beta1", 0.0),
+    (["--lambda_identity", "0"], "lambda_identity", 0.0), (["--num_threads", "0"], "num_threads", 0),
+    (["--print_freq", "0"], "print_freq", 0), (["--save_latest_freq", "0"], "save_latest_freq", 0),
+    (["--keep_last", "0"], "keep_last", 0), (["--n_epochs", "0", "--n_epochs_decay", "1"], "n_epochs", 0),
+    (["--display_port", "65535"], "display_port", 65535), (["--lr", "0"], "lr", 0.0),
+    (["--seed", "0"], "seed", 0),
+    (["--epoch_count", "3", "--n_epochs", "2", "--n_epochs_decay", "1"], "epoch_count", 3),
+])
+def test_values_at_the_edges_of_their_ranges_are_accepted(tmp_path, flags, name, expected):
+    assert getattr(parse_train(tmp_path, *flags), name) == expected
+
+
+def test_old_flag_names_are_range_checked_too(tmp_path):
+    with pytest.raises(UserError, match=r"^--batch_size 0 is out of range"):
+        parse_train(tmp_path, "--batchSize", "0")
+
+
+def test_text_that_is_no_number_is_refused_by_argparse(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_train(tmp_path, "--lr", "fast")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("argument --lr: invalid float value: 'fast'")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--n_epochs", "0", "--n_epochs_decay", "0"],
+     r"--n_epochs 0 --n_epochs_decay 0 leave nothing to train; together they must be at least 1 epoch"),
+    (["--epoch_count", "4", "--n_epochs", "2", "--n_epochs_decay", "1"],
+     r"--epoch_count 4 starts after the last epoch \(--n_epochs \+ --n_epochs_decay = 3\), so nothing would be "
+     r"trained; it must be from 1 to 3"),
+    (["--crop_size", "23"], r"--crop_size 23 is too small for --netD basic; it must be at least 24"),
+    (["--netD", "n_layers", "--n_layers_D", "4", "--crop_size", "47"],
+     r"--crop_size 47 is too small for --netD n_layers --n_layers_D 4; it must be at least 48"),
+    (["--netD", "pixel", "--crop_size", "4"],
+     r"--crop_size 4 is too small for --netG resnet_9blocks; it must be at least 5"),
+    (["--preprocess", "scale_width", "--load_size", "20"],
+     r"--load_size 20 is too small for --netD basic; it must be at least 24"),
+])
+def test_flags_that_leave_nothing_to_train_or_do_not_fit_the_networks(tmp_path, flags, message):
+    with pytest.raises(UserError, match=f"^{message}$"):
+        parse_train(tmp_path, *flags)
+
+
+def test_smallest_crop_sizes_are_accepted(tmp_path):
+    assert parse_train(tmp_path, "--crop_size", "24", "--load_size", "24").crop_size == 24
+    assert parse_train(tmp_path, "--netD", "pixel", "--netG", "unet_128", "--crop_size", "2").crop_size == 2
+    assert parse_train(tmp_path, "--preprocess", "none", "--crop_size", "1").crop_size == 1  # images decide
+    assert parse_test(tmp_path, "--crop_size", "5").crop_size == 5  # no discriminator at test time
+    with pytest.raises(UserError, match="--crop_size 4 is too small for --netG resnet_9blocks"):
+        parse_test(tmp_path, "--crop_size", "4")
+
+
+def test_help_shows_the_ranges(capsys):
+    with pytest.raises(SystemExit):
+        TrainOptions().parse(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "input batch size [an integer >= 1] (default: 1)" in help_text
+    assert "[a number >= 0 and < 1]" in help_text and "[an integer from 1 to 65535]" in help_text

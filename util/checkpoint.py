@@ -184,11 +184,18 @@ def load_state_dict_file(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UserError(f"refusing to load {path}: it is not a plain weights file ({str(err).splitlines()[0]}); "
+        raise UserError(f"refusing to load {path}: it is not a plain weights file ({_first_line(err)}); "
                         "use a checkpoint written by this tool or the original one")
     except Exception as err:  # noqa: BLE001 - garbage makes the unpickler fail in many ways (KeyError, ...)
-        raise UserError(f"cannot read {path} ({str(err).splitlines()[0]}); the file is damaged, "
+        raise UserError(f"cannot read {path} ({_first_line(err)}); the file is damaged, "
                         "pick another --epoch or re-download it")
+
+
+def _first_line(err):
+    """The first line of an error's message, or its class name when the message is empty (an empty
+    file gives a bare EOFError)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _mismatch_summary(net, state_dict):
@@ -202,11 +209,25 @@ def _mismatch_summary(net, state_dict):
     return f"{len(missing)} missing keys (e.g. {missing[:1]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:1]})"
 
 
+def require_state_dict(obj, path):
+    """UserError unless `obj`, read from weights file `path`, is a state_dict: a dict of tensors by name."""
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
+        return
+    if isinstance(obj, dict):
+        what = "a dict that is not all tensors by name" if obj else "an empty dict"
+    else:
+        what = f"a {type(obj).__name__}"
+    raise UserError(f"{path} holds {what}, not network weights (a state_dict of tensors by name); use a "
+                    "weights file written by this tool or the original one, or pick another --epoch")
+
+
 def load_network(net, path, arch_hint=""):
     """Load the weights file `path` into `net` (unwrapped first). arch_hint: the flags `net` was built
     with, named in the error message when the file does not fit."""
     target = unwrap(net)
-    state_dict = clean_state_dict(target, load_state_dict_file(path))
+    saved = load_state_dict_file(path)
+    require_state_dict(saved, path)
+    state_dict = clean_state_dict(target, saved)
     try:
         target.load_state_dict(state_dict)
     except RuntimeError:

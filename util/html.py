@@ -2,9 +2,11 @@
 
 A page is built with dominate, which escapes all text; image and link addresses are URL-quoted so
 that file names with spaces, '#', '&', '<' or non-ASCII letters still resolve. Pages never reload
-themselves: the reader refreshes when they want to.
+themselves: the reader refreshes when they want to. `result_names` gives every test input its own
+result files, even when several inputs share a file name.
 """
 import os
+from collections import Counter
 from pathlib import PurePath
 from urllib.parse import quote
 
@@ -104,28 +106,79 @@ class HTML:
         return page_path
 
 
-def write_result_images(image_dir, visuals, image_path, aspect_ratio=1.0):
-    """Save one test image's visuals as `<image_dir>/<stem>_<label>.png`; return its page row.
+def result_names(folders):
+    """{image path: name of its results}: each file's stem (`x` for x.png, giving x_fake_B.png, ...),
+    unless that would give two files of one folder the same results. Such files are named by their
+    path below the folder, '_' standing for '/' (x.png and sub/x.png: x and sub_x), and with their
+    extension when that is not enough (x.png and x.jpg: x_png and x_jpg). Names are compared ignoring
+    case, as on case-insensitive file systems; a name still taken gets _2, _3, ... in file order.
+    Decided for whole folders, the names do not depend on the order or batches in which files come.
+
+    folders: {folder: [image paths under it]}, e.g. a dataset's `folders`.
+    """
+    names = {}
+    for folder, paths in folders.items():
+        stems = {path: _stem(path) for path in paths}
+        stem_counts = Counter(stem.casefold() for stem in stems.values())
+        chosen = {path: stem for path, stem in stems.items() if stem_counts[stem.casefold()] == 1}
+        longer = {path: _longer_names(folder, path) for path in paths if path not in chosen}
+        longer_counts = Counter(without.casefold() for without, _ in longer.values())
+        for path, (without, with_extension) in longer.items():
+            chosen[path] = without if longer_counts[without.casefold()] == 1 else with_extension
+        names.update(_make_unique(paths, chosen))
+    return names
+
+
+def _stem(path):
+    """A file's name without folder and extension."""
+    return os.path.splitext(os.path.basename(os.fspath(path)))[0]
+
+
+def _longer_names(folder, path):
+    """(path below `folder` without its extension, then with it), '/' and the extension's dot as '_'."""
+    relative, extension = os.path.splitext(os.path.relpath(os.fspath(path), os.fspath(folder)))
+    flat = relative.replace(os.sep, "_").replace("/", "_")
+    return flat, f"{flat}_{extension.lstrip('.')}"
+
+
+def _make_unique(paths, chosen):
+    """`chosen` ({path: name}) with _2, _3, ... added to names taken already (ignoring case); files whose
+    plain stem was kept come first, so that they never change."""
+    taken = set()
+    unique = {}
+    kept_first = sorted(paths, key=lambda path: chosen[path] != _stem(path))
+    for path in kept_first:
+        name, number = chosen[path], 1
+        while (name if number == 1 else f"{name}_{number}").casefold() in taken:
+            number += 1
+        unique[path] = name if number == 1 else f"{name}_{number}"
+        taken.add(unique[path].casefold())
+    return unique
+
+
+def write_result_images(image_dir, visuals, image_path, aspect_ratio=1.0, name=None):
+    """Save one test image's visuals as `<image_dir>/<name>_<label>.png`; return its page row.
 
     visuals: dict label -> tensor (C, H, W) or (1, C, H, W) in [-1, 1] for one source image.
-    image_path: path of the source image; its file name without extension names the outputs.
+    image_path: path of the source image.
     aspect_ratio: width/height factor applied when saving (test.py's --aspect_ratio).
-    Returns (stem, image paths relative to the page, labels), what `add_result_row` shows.
+    name: what names the outputs (default: the source's file name without extension; see result_names).
+    Returns (name, image paths relative to the page, labels), what `add_result_row` shows.
     """
-    stem = os.path.splitext(os.path.basename(os.fspath(image_path)))[0]
+    name = name or _stem(image_path)
     rel_paths = []
     for label, tensor in visuals.items():
-        file_name = f"{stem}_{label}.png"
+        file_name = f"{name}_{label}.png"
         save_image(tensor2im(tensor), os.path.join(image_dir, file_name), aspect_ratio=aspect_ratio)
         rel_paths.append(f"{IMAGE_FOLDER}/{file_name}")
-    return stem, rel_paths, list(visuals)
+    return name, rel_paths, list(visuals)
 
 
 def add_result_row(webpage, row, width=256):
-    """Add a row from `write_result_images` to `webpage`: a header with the stem, then the pictures.
+    """Add a row from `write_result_images` to `webpage`: a header with the name, then the pictures.
     width: display width of each picture on the page, in pixels."""
-    stem, rel_paths, labels = row
-    webpage.add_header(stem)
+    name, rel_paths, labels = row
+    webpage.add_header(name)
     webpage.add_images(rel_paths, labels, rel_paths, width=width)
 
 

@@ -168,7 +168,7 @@ def numbered_saves_left(opt, progress, images_per_epoch):
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     count = sum(1 for epoch in range(progress.epoch, last_epoch + 1)
                 if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch)
-    if opt.save_by_iter:
+    if opt.save_by_iter and opt.save_latest_freq > 0:
         final_images = progress.total_iters + (last_epoch - progress.epoch + 1) * images_per_epoch - progress.epoch_iter
         count += final_images // opt.save_latest_freq - progress.total_iters // opt.save_latest_freq
     return count, min(count, opt.keep_last) if opt.keep_last > 0 else count
