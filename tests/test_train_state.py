@@ -149,6 +149,8 @@ def test_the_disk_plan_warns_when_the_space_will_not_last(tmp_path, unaligned_ro
     assert train_state.numbered_saves_left(opt, train_state.Progress(epoch=1), 8) == (4, 4)
     opt.save_by_iter, opt.keep_last = True, 10
     assert train_state.numbered_saves_left(opt, train_state.Progress(epoch=11, total_iters=81), 8) == (2 + 20, 10)
+    opt.save_latest_freq = 0  # no periodic saves at all
+    assert train_state.numbered_saves_left(opt, train_state.Progress(epoch=11, total_iters=81), 8) == (2, 2)
 
 
 def train_with_file_size_limit(tmp_path, root, limit, *flags):
