@@ -1,4 +1,6 @@
-"""torchrun (DDP on the CPU with gloo): end-to-end runs, equivalence with one process, resume."""
+"""torchrun (DDP on the CPU with gloo): end-to-end runs, equivalence with one process (WGAN-GP
+included), resume."""
+import argparse
 import json
 import os
 import re
@@ -8,8 +10,11 @@ import sys
 
 import pytest
 import torch
+from torch import nn
 
 from conftest import REPO_ROOT, write_images
+from models.norms import CrossRankBatchNorm2d
+from util import device
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
@@ -62,25 +67,46 @@ def test_train_and_test_under_torchrun(tmp_path, unaligned_root):
     assert len(list((tmp_path / "results" / "ddp" / "test_latest" / "images").iterdir())) == 18
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch"])
-def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, norm):
-    flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--norm", norm]
+@pytest.mark.parametrize("flags", [["--norm", "instance"], ["--norm", "batch"], ["--gan_mode", "wgangp", "--norm", "batch"]])
+def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
+    flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", *flags]
     run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
     run([sys.executable, script("tests/helpers/one_step.py"), str(tmp_path / "single.pt"), "--batch_size", "2",
          *flags], tmp_path)
-    ddp, single = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "single.pt")
-    assert ddp.keys() == single.keys() and len(ddp) > 80
+    ddp, rank1, single = (torch.load(tmp_path / name) for name in ("ddp.pt", "ddp.pt.rank1", "single.pt"))
+    # The WGAN-GP penalties (of D_A, then D_B) averaged over the ranks are the whole batch's.
+    assert len(single["penalties"]) == (2 if "wgangp" in flags else 0)
+    for mine, theirs, whole in zip(ddp["penalties"], rank1["penalties"], single["penalties"]):
+        assert torch.allclose((mine + theirs) / 2, whole, rtol=1e-5), (mine, theirs, whole)
+    ddp, rank1, single = ddp["parameters"], rank1["parameters"], single["parameters"]
+    assert ddp.keys() == single.keys() == rank1.keys() and len(ddp) > 80
+    # Float rounding of a network's gradients grows with their size (the penalty's are in the hundreds).
+    scale = {net: torch.stack([grad.norm() for key, (_, grad) in single.items() if key.startswith(net + ".")
+                               and grad is not None]).norm() for net in ("G_A", "G_B", "D_A", "D_B")}
     for key, (param, grad) in single.items():
         ddp_param, ddp_grad = ddp[key]
+        assert torch.equal(ddp_param, rank1[key][0]), key  # both ranks hold the same weights and statistics
         if grad is None:  # batch-norm running statistics: gathered over both processes
             assert torch.allclose(ddp_param.float(), param.float(), rtol=1e-4, atol=1e-6), key
             continue
         # The averaged gradient, to float rounding (sums run in another order; biases in front of an
-        # instance norm have a zero gradient in exact arithmetic, so only rounding noise around 1e-6).
-        assert (ddp_grad - grad).norm() <= 1e-4 * grad.norm() + 1e-5, key
+        # instance norm have a zero gradient in exact arithmetic, so only rounding noise).
+        noise = 1e-6 * scale[key.split(".")[0]] + 1e-5
+        assert (ddp_grad - grad).norm() <= 1e-4 * grad.norm() + noise, key
         # Adam's first step moves each weight by about lr * sign(gradient): compare where the sign is clear.
-        clear = grad.abs() > 1e-5
+        clear = grad.abs() > noise
         assert torch.allclose(ddp_param[clear], param[clear], atol=1e-6), key
+
+
+def test_wgangp_on_gpus_takes_the_batch_norm_it_can_differentiate_twice(monkeypatch):
+    """SyncBatchNorm's backward has no derivative itself (pytorch#61222), which the penalty needs."""
+    monkeypatch.setattr(device, "distributed", lambda: True)
+
+    def norm_under_torchrun(gan_mode):
+        opt = argparse.Namespace(norm="batch", device=torch.device("cuda"), gan_mode=gan_mode)
+        return type(device.sync_batch_norm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), opt)[1])
+    assert norm_under_torchrun("lsgan") is nn.SyncBatchNorm
+    assert norm_under_torchrun("wgangp") is CrossRankBatchNorm2d
 
 
 def test_resume_under_torchrun_with_two_then_one_process(tmp_path):
