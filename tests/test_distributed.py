@@ -1,5 +1,5 @@
 """torchrun (DDP on the CPU with gloo): end-to-end runs, equivalence with one process (WGAN-GP
-included), resume."""
+included), cross-rank batch norm, resume."""
 import argparse
 import json
 import os
@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from conftest import REPO_ROOT, write_images
@@ -96,6 +97,55 @@ def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
         # Adam's first step moves each weight by about lr * sign(gradient): compare where the sign is clear.
         clear = grad.abs() > noise
         assert torch.allclose(ddp_param[clear], param[clear], atol=1e-6), key
+
+
+def large_mean_batch():
+    """Four samples whose channels have means around 1e4 and spreads of 0.1 (float32 keeps about
+    three decimals there), and fixed weights for a loss that gives batch norm non-trivial gradients."""
+    generator = torch.Generator().manual_seed(0)
+    means = torch.tensor([1e4, -2e4, 5e3]).view(1, 3, 1, 1)
+    images = (means + 0.1 * torch.randn(4, 3, 5, 5, generator=generator, dtype=torch.float64)).float()
+    return images, torch.randn(4, 3, 5, 5, generator=generator)
+
+
+def batch_norm_step(norm, images, loss_weights):
+    """One training forward and backward of `norm` (given fixed affine parameters); returns (output,
+    input gradient) and leaves the parameter gradients."""
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.5, 1.0, 1.5]))
+        norm.bias.copy_(torch.tensor([-1.0, 0.0, 1.0]))
+    images = images.clone().requires_grad_(True)
+    output = norm(images)
+    (output * loss_weights).sum().backward()
+    return output.detach(), images.grad
+
+
+def cross_rank_batch_norm_rank(rank, folder):
+    """A spawned process: batch norm over its half of large_mean_batch(), saved to folder/rank<rank>.pt."""
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
+    images, loss_weights = large_mean_batch()
+    share = slice(2 * rank, 2 * rank + 2)
+    output, grad = batch_norm_step(norm := CrossRankBatchNorm2d(3), images[share], loss_weights[share])
+    torch.save({"output": output, "grad": grad, "state": norm.state_dict(),
+                "parameter_grads": [norm.weight.grad, norm.bias.grad]}, f"{folder}/rank{rank}.pt")
+    # End at once: a gloo thread that drops a finished collective's tensors during Python's shutdown
+    # aborts the process ("terminate called without an active exception"), however it ends its group.
+    os._exit(0)
+
+
+def test_cross_rank_batch_norm_equals_batch_norm_of_the_whole_batch(tmp_path):
+    torch.multiprocessing.spawn(cross_rank_batch_norm_rank, args=(str(tmp_path),), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    images, loss_weights = large_mean_batch()
+    output, grad = batch_norm_step(norm := nn.BatchNorm2d(3), images, loss_weights)
+    # Outputs and input gradients to float32 rounding of the inputs (about 1e-3 / 0.1 here).
+    assert torch.allclose(torch.cat([rank["output"] for rank in ranks]), output, atol=1e-2)
+    assert torch.allclose(torch.cat([rank["grad"] for rank in ranks]), grad, atol=1e-2 * grad.abs().max())
+    for mine, theirs, whole in zip(*(rank["parameter_grads"] for rank in ranks), [norm.weight.grad, norm.bias.grad]):
+        assert torch.allclose(mine + theirs, whole, rtol=1e-3, atol=1e-3)  # DDP adds these up (and averages)
+    for key in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.allclose(ranks[0]["state"][key].float(), norm.state_dict()[key].float(), rtol=1e-4), key
+        assert torch.equal(ranks[0]["state"][key], ranks[1]["state"][key]), key
 
 
 def test_wgangp_on_gpus_takes_the_batch_norm_it_can_differentiate_twice(monkeypatch):
