@@ -43,8 +43,9 @@ def gradient_penalty(netD, real, fake, weight=10.0, target_norm=1.0, scaler=None
     netD: the discriminator, outside DistributedDataParallel (which does not support autograd.grad;
     the penalty's parameter gradients still reach DDP's averaging, through the same backward as the
     rest of D's loss); real/fake: batches of the same shape (fake is detached here); weight: lambda
-    of the penalty (10 in the WGAN-GP paper); scaler: the discriminator's GradScaler under --amp fp16 (the input gradients are taken at its scale, then unscaled, so
-    they do not underflow); alpha: one interpolation weight per sample (None: uniform random).
+    of the penalty (10 in the WGAN-GP paper); scaler: the discriminator's GradScaler under --amp fp16
+    (the input gradients are taken at its scale, then unscaled, so they do not underflow); alpha:
+    one interpolation weight per sample (None: uniform random).
     Returns a scalar that keeps the graph, so its backward trains D.
     """
     if alpha is None:
