@@ -68,7 +68,8 @@ def test_train_and_test_under_torchrun(tmp_path, unaligned_root):
     assert len(list((tmp_path / "results" / "ddp" / "test_latest" / "images").iterdir())) == 18
 
 
-@pytest.mark.parametrize("flags", [["--norm", "instance"], ["--norm", "batch"], ["--gan_mode", "wgangp", "--norm", "batch"]])
+@pytest.mark.parametrize("flags", [["--norm", "instance"], ["--norm", "batch"],
+                                   ["--gan_mode", "wgangp", "--norm", "batch"]])
 def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
     flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", *flags]
     run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
