@@ -69,7 +69,9 @@ class BaseModel(ABC):
     def without_sync(net):
         """The network itself, outside DistributedDataParallel: for forward passes through a frozen
         network (the discriminators in the generator step), whose parameters get no gradients, so
-        that DDP neither waits for them nor hangs."""
+        that DDP neither waits for them nor hangs; and for the WGAN-GP penalty, whose input gradient
+        DDP does not support (its parameter gradients join those of the DDP passes in the same
+        backward, so DDP still averages them)."""
         return unwrap(net)
 
     def to_input(self, tensor):

@@ -80,7 +80,8 @@ class CycleGANModel(BaseModel):
             loss_fake = self.criterionGAN(netD(fake.detach()), False)
             loss = 0.5 * (loss_real + loss_fake)
             if self.opt.gan_mode == "wgangp":
-                loss = loss + gradient_penalty(netD, real, fake, scaler=self.scaler_of(self.optimizer_D))
+                loss = loss + gradient_penalty(self.without_sync(netD), real, fake,
+                                               scaler=self.scaler_of(self.optimizer_D))
         return loss
 
     def backward_D_A(self):

@@ -37,17 +37,24 @@ def l1_loss(output, target):
     return F.l1_loss(output.float(), target.float())
 
 
-def gradient_penalty(netD, real, fake, weight=10.0, target_norm=1.0, scaler=None):
-    """WGAN-GP penalty: weight * E[(||grad_x D(x)|| - target_norm)^2] at random interpolates x.
+def gradient_penalty(netD, real, fake, weight=10.0, target_norm=1.0, scaler=None, alpha=None):
+    """WGAN-GP penalty: weight * E[(||grad_x D(x)|| - target_norm)^2] at x = alpha real + (1 - alpha) fake.
 
-    netD: the discriminator; real/fake: batches of the same shape (fake is detached here);
-    weight: lambda of the penalty (10 in the WGAN-GP paper); scaler: the discriminator's
-    GradScaler under --amp fp16 (the input gradients are taken at its scale, then unscaled, so
-    they do not underflow). Returns a scalar that keeps the graph, so its backward trains D.
+    netD: the discriminator, outside DistributedDataParallel (which does not support autograd.grad;
+    the penalty's parameter gradients still reach DDP's averaging, through the same backward as the
+    rest of D's loss); real/fake: batches of the same shape (fake is detached here); weight: lambda
+    of the penalty (10 in the WGAN-GP paper); scaler: the discriminator's GradScaler under --amp fp16
+    (the input gradients are taken at its scale, then unscaled, so they do not underflow); alpha:
+    one interpolation weight per sample (None: uniform random).
+    Returns a scalar that keeps the graph, so its backward trains D.
     """
-    alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device)
+    if alpha is None:
+        alpha = torch.rand(real.size(0), device=real.device)
+    alpha = alpha.view(-1, *([1] * (real.dim() - 1))).to(real.device, torch.float32)
     interpolates = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
-    scores = netD(interpolates)
+    # Code compiled by torch.compile has no double backward: D runs eagerly here, same weights.
+    with torch.compiler.set_stance("force_eager"):
+        scores = netD(interpolates)
     scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
     (grads,) = torch.autograd.grad(scores, interpolates, grad_outputs=torch.full_like(scores, scale),
                                    create_graph=True, retain_graph=True)

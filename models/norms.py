@@ -39,31 +39,46 @@ def uses_bias(norm_layer):
 
 class CrossRankBatchNorm2d(nn.BatchNorm2d):
     """Batch norm whose training statistics cover the batches of every process of a torchrun job,
-    on any device (PyTorch's SyncBatchNorm only runs on GPUs). Parameter and buffer names are those
-    of BatchNorm2d, so checkpoints do not change. Outside a process group it is plain batch norm."""
+    on any device (PyTorch's SyncBatchNorm only runs on GPUs, and cannot be differentiated twice as
+    the WGAN-GP penalty needs). Parameter and buffer names are those of BatchNorm2d, so checkpoints
+    do not change. Outside a process group it is plain batch norm."""
 
     def forward(self, x):
         import torch.distributed as dist
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce  # differentiable: gradients cross ranks too
-        count = torch.tensor([x.numel() / x.size(1)], device=x.device, dtype=torch.float32)
-        sums = all_reduce(torch.cat([x.float().sum((0, 2, 3)), (x.float() ** 2).sum((0, 2, 3)), count]))
-        channels = x.size(1)
-        total = sums[-1]
-        mean = sums[:channels] / total
-        var = sums[channels:2 * channels] / total - mean ** 2
+        mean, var, total = cross_rank_statistics(x.float(), dist.get_rank(), dist.get_world_size())
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
-                unbiased = var * total / max(total.item() - 1, 1)
                 self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(unbiased, self.momentum)
-        shape = (1, channels, 1, 1)
+                self.running_var.lerp_(var * total / (total - 1).clamp(min=1), self.momentum)
+        shape = (1, x.size(1), 1, 1)
         out = (x.float() - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         return out.to(x.dtype)
+
+
+def cross_rank_statistics(x, rank, world_size):
+    """Per-channel mean, biased variance and value count of `x` (N, C, H, W) over every rank's batch.
+
+    Each rank contributes its count, mean and sum of squared deviations from its own mean, combined
+    by the parallel formula of Chan et al.; E[x^2] - E[x]^2 would cancel catastrophically (even turn
+    negative) for channels whose mean is large next to their spread. Differentiable: the gradients
+    reach every rank's input.
+    """
+    from torch.distributed.nn.functional import all_reduce
+    local_var, local_mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+    count = torch.full_like(local_mean, x.numel() // x.size(1))
+    own_row = torch.stack([count, local_mean, local_var * count])
+    # Each rank fills its own row of an otherwise zero table; the sum over ranks holds every row.
+    placement = (torch.arange(world_size, device=x.device) == rank).to(x.dtype).view(-1, 1, 1)
+    counts, means, squared_deviations = all_reduce(placement * own_row).unbind(1)
+    total = counts.sum(0)
+    mean = (counts * means).sum(0) / total
+    var = (squared_deviations + counts * (means - mean) ** 2).sum(0) / total
+    return mean, var, total
 
 
 def to_cross_rank_batch_norm(net):

@@ -54,8 +54,9 @@ class Pix2PixModel(BaseModel):
             self.loss_D_real = self.criterionGAN(self.netD(real_pair), True)
             self.loss_D = 0.5 * (self.loss_D_fake + self.loss_D_real)
             if self.opt.gan_mode == "wgangp":
-                self.loss_D = self.loss_D + gradient_penalty(self.netD, real_pair, fake_pair,
-                                                             scaler=self.scaler_of(self.optimizer_D))
+                penalty = gradient_penalty(self.without_sync(self.netD), real_pair, fake_pair,
+                                           scaler=self.scaler_of(self.optimizer_D))
+                self.loss_D = self.loss_D + penalty
         self.backward(self.loss_D, self.optimizer_D)
 
     def backward_G(self):

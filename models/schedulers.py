@@ -2,6 +2,8 @@
 
 Every policy except plateau is a factor of the epoch number counted from the start of the run
 (`--epoch_count` onwards), so a run continued at epoch k gets the learning rate it would have had.
+A resumed run keeps the first epoch of its own start (saved in the scheduler's state) and takes
+the run's length (--n_epochs, --n_epochs_decay) from the current command, so it can be lengthened.
 """
 import math
 
@@ -26,10 +28,26 @@ def lr_factor(policy, epoch, opt):
     raise ValueError(f"unknown lr policy {policy!r}; choose one of {', '.join(LR_POLICY_CHOICES)}")
 
 
+class EpochLR(lr_scheduler.LambdaLR):
+    """--lr times lr_factor(policy, epoch) with epoch = first_epoch + epochs stepped. first_epoch,
+    the --epoch_count the run started with, is part of its state_dict; opt: the current options."""
+
+    def __init__(self, optimizer, opt):
+        self.first_epoch = opt.epoch_count
+        super().__init__(optimizer, lambda steps: lr_factor(opt.lr_policy, self.first_epoch + steps, opt))
+
+    def load_state_dict(self, state_dict):
+        """Restore a saved state (load the optimiser's first); the current epoch's rate is recomputed,
+        so that it follows the current options too."""
+        super().load_state_dict(state_dict)
+        for group, base_lr, factor in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
+            group["lr"] = base_lr * factor(self.last_epoch)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
 def get_scheduler(optimizer, opt):
     """Scheduler for `optimizer` by `opt.lr_policy`; the plateau one needs `step(metric)`."""
     if opt.lr_policy == "plateau":
         # Watches the epoch's mean generator loss (see BaseModel.update_learning_rate).
         return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
-    first_epoch = opt.epoch_count
-    return lr_scheduler.LambdaLR(optimizer, lambda steps: lr_factor(opt.lr_policy, first_epoch + steps, opt))
+    return EpochLR(optimizer, opt)

@@ -73,7 +73,9 @@ class TrainOptions(BaseOptions):
                             "at --epoch_count with fresh optimisers")
         g.add_argument("--epoch_count", type=NumberRange(int, minimum=1), default=1,
                        help="the starting epoch number of a new run, or of a run continued from weights saved by the "
-                            "original tool; --continue_train with a training state continues where it stopped instead")
+                            "original tool; --continue_train with a training state continues where it stopped instead, "
+                            "and its learning-rate schedule keeps counting from the run's first epoch (its length "
+                            "follows the current --n_epochs and --n_epochs_decay, so a continued run can be lengthened)")
         g.add_argument("--phase", type=str, default="train", help="train, val, test, etc.: the dataset subfolder to read")
         g.add_argument("--keep_last", type=NumberRange(int, minimum=0), default=0,
                        help="keep only the newest this many epoch (and iteration) saves; 0 keeps all. "

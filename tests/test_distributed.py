@@ -1,4 +1,6 @@
-"""torchrun (DDP on the CPU with gloo): end-to-end runs, equivalence with one process, resume."""
+"""torchrun (DDP on the CPU with gloo): end-to-end runs, equivalence with one process (WGAN-GP
+included), cross-rank batch norm, resume."""
+import argparse
 import json
 import os
 import re
@@ -8,8 +10,12 @@ import sys
 
 import pytest
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from conftest import REPO_ROOT, assert_identical, start_process, wait_for_stall, write_images
+from models.norms import CrossRankBatchNorm2d
+from util import device
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
@@ -62,25 +68,96 @@ def test_train_and_test_under_torchrun(tmp_path, unaligned_root):
     assert len(list((tmp_path / "results" / "ddp" / "test_latest" / "images").iterdir())) == 18
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch"])
-def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, norm):
-    flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--norm", norm]
+@pytest.mark.parametrize("flags", [["--norm", "instance"], ["--norm", "batch"],
+                                   ["--gan_mode", "wgangp", "--norm", "batch"]])
+def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
+    flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", *flags]
     run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
     run([sys.executable, script("tests/helpers/one_step.py"), str(tmp_path / "single.pt"), "--batch_size", "2",
          *flags], tmp_path)
-    ddp, single = torch.load(tmp_path / "ddp.pt"), torch.load(tmp_path / "single.pt")
-    assert ddp.keys() == single.keys() and len(ddp) > 80
+    ddp, rank1, single = (torch.load(tmp_path / name) for name in ("ddp.pt", "ddp.pt.rank1", "single.pt"))
+    # The WGAN-GP penalties (of D_A, then D_B) averaged over the ranks are the whole batch's.
+    assert len(single["penalties"]) == (2 if "wgangp" in flags else 0)
+    for mine, theirs, whole in zip(ddp["penalties"], rank1["penalties"], single["penalties"]):
+        assert torch.allclose((mine + theirs) / 2, whole, rtol=1e-5), (mine, theirs, whole)
+    ddp, rank1, single = ddp["parameters"], rank1["parameters"], single["parameters"]
+    assert ddp.keys() == single.keys() == rank1.keys() and len(ddp) > 80
+    # Float rounding of a network's gradients grows with their size (the penalty's are in the hundreds).
+    scale = {net: torch.stack([grad.norm() for key, (_, grad) in single.items() if key.startswith(net + ".")
+                               and grad is not None]).norm() for net in ("G_A", "G_B", "D_A", "D_B")}
     for key, (param, grad) in single.items():
         ddp_param, ddp_grad = ddp[key]
+        assert torch.equal(ddp_param, rank1[key][0]), key  # both ranks hold the same weights and statistics
         if grad is None:  # batch-norm running statistics: gathered over both processes
             assert torch.allclose(ddp_param.float(), param.float(), rtol=1e-4, atol=1e-6), key
             continue
         # The averaged gradient, to float rounding (sums run in another order; biases in front of an
-        # instance norm have a zero gradient in exact arithmetic, so only rounding noise around 1e-6).
-        assert (ddp_grad - grad).norm() <= 1e-4 * grad.norm() + 1e-5, key
+        # instance norm have a zero gradient in exact arithmetic, so only rounding noise).
+        noise = 1e-6 * scale[key.split(".")[0]] + 1e-5
+        assert (ddp_grad - grad).norm() <= 1e-4 * grad.norm() + noise, key
         # Adam's first step moves each weight by about lr * sign(gradient): compare where the sign is clear.
-        clear = grad.abs() > 1e-5
+        clear = grad.abs() > noise
         assert torch.allclose(ddp_param[clear], param[clear], atol=1e-6), key
+
+
+def large_mean_batch():
+    """Four samples whose channels have means around 1e4 and spreads of 0.1 (float32 keeps about
+    three decimals there), and fixed weights for a loss that gives batch norm non-trivial gradients."""
+    generator = torch.Generator().manual_seed(0)
+    means = torch.tensor([1e4, -2e4, 5e3]).view(1, 3, 1, 1)
+    images = (means + 0.1 * torch.randn(4, 3, 5, 5, generator=generator, dtype=torch.float64)).float()
+    return images, torch.randn(4, 3, 5, 5, generator=generator)
+
+
+def batch_norm_step(norm, images, loss_weights):
+    """One training forward and backward of `norm` (given fixed affine parameters); returns (output,
+    input gradient) and leaves the parameter gradients."""
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.5, 1.0, 1.5]))
+        norm.bias.copy_(torch.tensor([-1.0, 0.0, 1.0]))
+    images = images.clone().requires_grad_(True)
+    output = norm(images)
+    (output * loss_weights).sum().backward()
+    return output.detach(), images.grad
+
+
+def cross_rank_batch_norm_rank(rank, folder):
+    """A spawned process: batch norm over its half of large_mean_batch(), saved to folder/rank<rank>.pt."""
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
+    images, loss_weights = large_mean_batch()
+    share = slice(2 * rank, 2 * rank + 2)
+    output, grad = batch_norm_step(norm := CrossRankBatchNorm2d(3), images[share], loss_weights[share])
+    torch.save({"output": output, "grad": grad, "state": norm.state_dict(),
+                "parameter_grads": [norm.weight.grad, norm.bias.grad]}, f"{folder}/rank{rank}.pt")
+    # End at once: a gloo thread that drops a finished collective's tensors during Python's shutdown
+    # aborts the process ("terminate called without an active exception"), however it ends its group.
+    os._exit(0)
+
+
+def test_cross_rank_batch_norm_equals_batch_norm_of_the_whole_batch(tmp_path):
+    torch.multiprocessing.spawn(cross_rank_batch_norm_rank, args=(str(tmp_path),), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    images, loss_weights = large_mean_batch()
+    output, grad = batch_norm_step(norm := nn.BatchNorm2d(3), images, loss_weights)
+    # Outputs and input gradients to float32 rounding of the inputs (about 1e-3 / 0.1 here).
+    assert torch.allclose(torch.cat([rank["output"] for rank in ranks]), output, atol=1e-2)
+    assert torch.allclose(torch.cat([rank["grad"] for rank in ranks]), grad, atol=1e-2 * grad.abs().max())
+    for mine, theirs, whole in zip(*(rank["parameter_grads"] for rank in ranks), [norm.weight.grad, norm.bias.grad]):
+        assert torch.allclose(mine + theirs, whole, rtol=1e-3, atol=1e-3)  # DDP adds these up (and averages)
+    for key in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.allclose(ranks[0]["state"][key].float(), norm.state_dict()[key].float(), rtol=1e-4), key
+        assert torch.equal(ranks[0]["state"][key], ranks[1]["state"][key]), key
+
+
+def test_wgangp_on_gpus_takes_the_batch_norm_it_can_differentiate_twice(monkeypatch):
+    """SyncBatchNorm's backward has no derivative itself (pytorch#61222), which the penalty needs."""
+    monkeypatch.setattr(device, "distributed", lambda: True)
+
+    def norm_under_torchrun(gan_mode):
+        opt = argparse.Namespace(norm="batch", device=torch.device("cuda"), gan_mode=gan_mode)
+        return type(device.sync_batch_norm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), opt)[1])
+    assert norm_under_torchrun("lsgan") is nn.SyncBatchNorm
+    assert norm_under_torchrun("wgangp") is CrossRankBatchNorm2d
 
 
 def test_resume_under_torchrun_with_two_then_one_process(tmp_path):

@@ -100,17 +100,28 @@ def test_pool_returns_previously_generated_images_only():
         assert set(out.flatten().tolist()) <= seen
 
 
-def learning_rates(policy, n_epochs=3, n_epochs_decay=3, epoch_count=1, lr_decay_iters=2, metric=None):
+def schedule(policy, n_epochs=3, n_epochs_decay=3, epoch_count=1, lr_decay_iters=2):
+    """(options, optimizer with lr 1, its scheduler) for `policy`."""
     opt = argparse.Namespace(lr_policy=policy, n_epochs=n_epochs, n_epochs_decay=n_epochs_decay,
                              epoch_count=epoch_count, lr_decay_iters=lr_decay_iters)
     optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = get_scheduler(optimizer, opt)
+    return opt, optimizer, get_scheduler(optimizer, opt)
+
+
+def run_epochs(optimizer, scheduler, count, metric=None):
+    """The learning rates of `count` epochs, stepping the scheduler after each."""
     rates = []
-    for _ in range(epoch_count, n_epochs + n_epochs_decay + 1):
+    for _ in range(count):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
-        scheduler.step(metric) if policy == "plateau" else scheduler.step()
+        scheduler.step(metric) if metric is not None else scheduler.step()
     return rates
+
+
+def learning_rates(policy, metric=None, **options):
+    """The learning rates of every epoch of a run, from its --epoch_count to its last epoch."""
+    opt, optimizer, scheduler = schedule(policy, **options)
+    return run_epochs(optimizer, scheduler, opt.n_epochs + opt.n_epochs_decay + 1 - opt.epoch_count, metric)
 
 
 def test_linear_policy_keeps_then_decays_linearly():
@@ -138,3 +149,31 @@ def test_plateau_policy_reduces_when_the_metric_stalls():
     rates = learning_rates("plateau", n_epochs=10, n_epochs_decay=0, metric=1.0)
     assert rates[:7] == [1.0] * 7  # patience 5: the first stalled epochs keep the rate
     assert rates[7] == pytest.approx(0.2)
+
+
+def resumed(policy, stop_after, tmp_path, **options):
+    """A run stopped after `stop_after` epochs, saved (as training states are) and continued with
+    `options` instead of its own: (its schedule's first epochs, the optimiser and scheduler resumed)."""
+    _, optimizer, scheduler = schedule(policy, epoch_count=3)
+    rates = run_epochs(optimizer, scheduler, stop_after)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp_path / "state.pth")
+    saved = torch.load(tmp_path / "state.pth", weights_only=True)
+    _, optimizer, scheduler = schedule(policy, **options)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    return rates, optimizer, scheduler
+
+
+@pytest.mark.parametrize("policy", ["linear", "step", "cosine"])
+def test_a_resumed_run_keeps_the_schedule_of_its_first_epoch(tmp_path, policy):
+    # Started at --epoch_count 3 (epochs 3..6), stopped after epoch 4, continued without --epoch_count.
+    rates, optimizer, scheduler = resumed(policy, 2, tmp_path)
+    assert rates + run_epochs(optimizer, scheduler, 2) == pytest.approx(learning_rates(policy, epoch_count=3))
+
+
+def test_a_resumed_run_takes_its_new_length(tmp_path):
+    # 3 + 3 epochs from epoch 3, stopped after epoch 4 and lengthened to 3 + 5: from epoch 5 on, the
+    # rates are those of a run started with the new lengths.
+    _, optimizer, scheduler = resumed("linear", 2, tmp_path, n_epochs_decay=5)
+    assert run_epochs(optimizer, scheduler, 4) == pytest.approx(
+        learning_rates("linear", epoch_count=3, n_epochs_decay=5)[2:])

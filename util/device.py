@@ -149,10 +149,12 @@ def gather_to_main(items):
 
 def sync_batch_norm(net, opt):
     """Under torchrun, batch norm (--norm batch or syncbatch) computes its statistics over all ranks:
-    PyTorch's SyncBatchNorm on GPUs, our CrossRankBatchNorm2d elsewhere (SyncBatchNorm is GPU-only)."""
+    PyTorch's SyncBatchNorm on GPUs, our CrossRankBatchNorm2d elsewhere (SyncBatchNorm is GPU-only)
+    and for --gan_mode wgangp, whose penalty differentiates twice through the norm (SyncBatchNorm's
+    backward cannot be: "derivative for batch_norm_backward_elemt is not implemented")."""
     if not (distributed() and opt.norm in ("batch", "syncbatch")):
         return net
-    if opt.device.type == "cuda":
+    if opt.device.type == "cuda" and getattr(opt, "gan_mode", None) != "wgangp":
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     from models.norms import to_cross_rank_batch_norm
     return to_cross_rank_batch_norm(net)
