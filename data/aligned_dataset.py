@@ -8,14 +8,14 @@ its right side by up to one pixel).
 """
 import os
 
-from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
+from data.base_dataset import (FilePerItemDataset, domain_image_mode, get_params, get_transform, header_sizes,
                                note_small_images, require_trainable_shapes)
 from data.image_io import load_image
 from util.errors import UserError
 from util.log import logger
 
 
-class AlignedDataset(BaseDataset):
+class AlignedDataset(FilePerItemDataset):
     """Yields {'A', 'B', 'A_paths', 'B_paths'}; both halves get the same crop and flip so they stay aligned.
 
     With --direction BtoA the halves are not swapped here (the model swaps them); only the channel counts are.
@@ -26,12 +26,6 @@ class AlignedDataset(BaseDataset):
         super().__init__(opt)
         self.paths = self.find_images(os.path.join(opt.dataroot, opt.phase))
         self.modes = {domain: domain_image_mode(opt, domain) for domain in "AB"}
-
-    def __len__(self):
-        return len(self.paths)
-
-    def source_paths(self, index):
-        return [self.paths[index]]
 
     def validate(self):
         sizes = header_sizes(self.paths)

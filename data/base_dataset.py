@@ -89,6 +89,16 @@ class BaseDataset(torch.utils.data.Dataset, abc.ABC):
         """index: item number. Returns the image files that item reads (used to batch same-size images)."""
 
 
+class FilePerItemDataset(BaseDataset):
+    """A dataset whose item i is the single file `self.paths[i]` (set in __init__ with find_images)."""
+
+    def __len__(self):
+        return len(self.paths)
+
+    def source_paths(self, index):
+        return [self.paths[index]]
+
+
 def domain_image_mode(opt, domain):
     """PIL mode ('L' or 'RGB') for domain 'A' or 'B' of `opt`.
 

@@ -5,13 +5,13 @@ B the ab channels, normalised to [-1, 1] (see util/lab_color.py), e.g. datasets/
 """
 import os
 
-from data.base_dataset import (BaseDataset, get_params, get_transform, header_sizes, note_small_images,
+from data.base_dataset import (FilePerItemDataset, get_params, get_transform, header_sizes, note_small_images,
                                require_trainable_shapes)
 from data.image_io import load_image
 from util.lab_color import require_lab_layout, rgb_to_lab_tensors
 
 
-class ColorizationDataset(BaseDataset):
+class ColorizationDataset(FilePerItemDataset):
     """Yields {'A': L (1 channel), 'B': ab (2 channels), 'A_paths', 'B_paths'} (both paths the same file).
 
     The picture is resized, cropped and flipped in RGB first, then converted to Lab.
@@ -27,12 +27,6 @@ class ColorizationDataset(BaseDataset):
         super().__init__(opt)
         require_lab_layout(opt, "--dataset_mode colorization")
         self.paths = self.find_images(os.path.join(opt.dataroot, opt.phase))
-
-    def __len__(self):
-        return len(self.paths)
-
-    def source_paths(self, index):
-        return [self.paths[index]]
 
     def validate(self):
         sizes = header_sizes(self.paths)

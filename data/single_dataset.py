@@ -1,10 +1,10 @@
 """One folder of pictures (searched recursively) for applying a trained generator in one direction."""
-from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
+from data.base_dataset import (FilePerItemDataset, domain_image_mode, get_params, get_transform, header_sizes,
                                note_small_images)
 from data.image_io import load_image
 
 
-class SingleDataset(BaseDataset):
+class SingleDataset(FilePerItemDataset):
     """Yields {'A', 'A_paths'} for every image under dataroot itself (no phase subfolder).
 
     Channels: --output_nc with --direction BtoA, otherwise --input_nc.
@@ -16,14 +16,8 @@ class SingleDataset(BaseDataset):
         self.paths = self.find_images(opt.dataroot)
         self.mode = domain_image_mode(opt, "A")
 
-    def __len__(self):
-        return len(self.paths)
-
     def validate(self):
         note_small_images(self.opt, header_sizes(self.paths))
-
-    def source_paths(self, index):
-        return [self.paths[index]]
 
     def load_item(self, index, rng):
         path = self.paths[index]
