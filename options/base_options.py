@@ -21,6 +21,7 @@ from models.generators import GENERATOR_CHOICES
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
 from options.ranges import NumberRange, add_ranges_to_help, check_ranges
+from util import checkpoint
 from util.device import AMP_CHOICES, quiet_unless_main, setup_device
 from util.errors import UserError
 from util.log import logger
@@ -336,6 +337,5 @@ class BaseOptions:
     def save(self, opt):
         """Write the printed options to checkpoints_dir/name/{phase}_opt.txt. The entry points call this
         once their checks have passed, so a refused command leaves an existing run's files as they were."""
-        path = os.path.join(opt.checkpoints_dir, opt.name, f"{opt.phase}_opt.txt")
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(self.text)
+        checkpoint.write_files([(os.path.join(opt.checkpoints_dir, opt.name, f"{opt.phase}_opt.txt"),
+                                 self.text.encode("utf-8"))])

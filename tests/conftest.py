@@ -1,5 +1,6 @@
 """Shared test fixtures: generated image folders and a helper that runs the CLI like a user."""
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -49,11 +50,18 @@ def aligned_root(tmp_path):
     return root
 
 
-def run_script(script, *args, cwd, timeout=600):
-    """Run one of the repository's Python entry points as a user would; return the finished process."""
+def run_script(script, *args, cwd, timeout=600, file_size_limit=None):
+    """Run one of the repository's Python entry points as a user would; return the finished process.
+
+    file_size_limit: bytes no file of the process may grow beyond, as if the disk filled up there.
+    """
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
     return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=env, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit_file_size if file_size_limit else None)
 
 
 STALL_HELPER = REPO_ROOT / "tests" / "helpers" / "stall"

@@ -7,6 +7,7 @@ import re
 import struct
 import zlib
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -346,3 +347,30 @@ def test_inputs_sharing_a_name_each_get_their_results(world, tmp_path):
     assert re.findall(r"<h3>([^<]*)</h3>", page) == ["sub_x", "x_jpg", "x_png", "y"]
     reals = {stem: Image.open(page_dir / "images" / f"{stem}_real.png").getpixel((0, 0)) for stem in ("x_png", "x_jpg")}
     assert reals["x_png"] != reals["x_jpg"]  # each row shows its own input
+
+
+@pytest.mark.parametrize("limit, warned", [(2_000, False), (6_000, True)], ids=["at the options file", "at the page"])
+def test_a_full_disk_in_training_ends_in_one_line_naming_the_file(tmp_path, world, limit, warned):
+    # 2 kB: train_opt.txt cannot be written; 6 kB: the web page cannot (a warning: training goes on),
+    # then the final save cannot (exit 2).
+    result = run_script("train.py", "--dataroot", world["root"], "--name", "full", "--checkpoints_dir", tmp_path / "ck",
+                        *TINY, "--print_freq", "1", cwd=tmp_path, file_size_limit=limit)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: could not write \S+ \(File too large\); free disk space, raise the quota or fix the "
+                        r"folder's permissions \(.*\)", last), last
+    page_warning = "training goes on without it" in result.stderr
+    assert page_warning == warned and not list((tmp_path / "ck" / "full").glob(".tmp_*"))
+
+
+def test_a_full_disk_in_testing_names_the_result_file(tmp_path, world):
+    noise = np.random.default_rng(0).integers(0, 256, size=(100, 100, 3), dtype=np.uint8)
+    (tmp_path / "inputs").mkdir()
+    Image.fromarray(noise).save(tmp_path / "inputs" / "noise.png")  # about 30 kB as a PNG; the options file 5 kB
+    result = run_script("test.py", "--dataroot", tmp_path / "inputs", "--name", "existing", "--model", "test",
+                        "--model_suffix", "_A", "--checkpoints_dir", world["ck"], "--results_dir", tmp_path / "results",
+                        "--gpu_ids", "-1", "--num_threads", "0", "--preprocess", "none", cwd=tmp_path,
+                        file_size_limit=15_000)  # no loader workers: the limit would hit their shared memory
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert re.fullmatch(r"error: could not write .*images/noise_(real|fake)\.png \(File too large\); .*",
+                        result.stderr.strip().splitlines()[-1])

@@ -84,6 +84,14 @@ def test_a_failing_set_of_files_keeps_every_old_file_and_leaves_no_temporaries(t
     assert sorted(os.listdir(tmp_path)) == ["latest_net_G.pth", "latest_state.pth"]
 
 
+def test_saved_files_get_the_permissions_of_any_new_file(tmp_path):
+    path = tmp_path / "latest_net_G.pth"
+    write_files([(str(path), b"weights")])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def write_under_file_size_limit(limit, files):
     """Run write_files(<files>, Python source) in a child process whose files may not grow beyond
     `limit` bytes, as on a full disk."""

@@ -2,16 +2,13 @@
 putting its weights files back in order."""
 import os
 import re
-import resource
-import subprocess
-import sys
 import time
 from collections import namedtuple
 
 import pytest
 import torch
 
-from conftest import REPO_ROOT, run_script
+from conftest import run_script
 from util import train_state
 from util.errors import UserError
 
@@ -153,23 +150,14 @@ def test_the_disk_plan_warns_when_the_space_will_not_last(tmp_path, unaligned_ro
     assert train_state.numbered_saves_left(opt, train_state.Progress(epoch=11, total_iters=81), 8) == (2, 2)
 
 
-def train_with_file_size_limit(tmp_path, root, limit, *flags):
-    """train.py whose files may not grow beyond `limit` bytes: a disk that fills up."""
-    def limit_file_size():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    command = [sys.executable, str(REPO_ROOT / "train.py"), "--dataroot", str(root), "--name", "run",
-               "--checkpoints_dir", str(tmp_path / "ck"), *TINY, *flags]
-    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          preexec_fn=limit_file_size)
-
-
 def test_a_disk_that_fills_up_fails_periodic_saves_with_a_warning_and_the_final_save_with_exit_2(
         tmp_path, unaligned_root):
     train(tmp_path, unaligned_root, "--n_epochs", "1")
     folder = tmp_path / "ck" / "run"
     before = {path.name: path.read_bytes() for path in folder.glob("*.pth")}
-    result = train_with_file_size_limit(tmp_path, unaligned_root, len(before["latest_state.pth"]) - 1,
-                                        "--n_epochs", "2", "--continue_train", "--save_latest_freq", "2")
+    result = run_script("train.py", "--dataroot", unaligned_root, "--name", "run", "--checkpoints_dir", tmp_path / "ck",
+                        *TINY, "--n_epochs", "2", "--continue_train", "--save_latest_freq", "2", cwd=tmp_path,
+                        file_size_limit=len(before["latest_state.pth"]) - 1)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     periodic = [line for line in result.stderr.splitlines() if line.startswith("warning: could not write")]
     assert len(periodic) == 2 and all("latest_state.pth (File too large)" in line for line in periodic)

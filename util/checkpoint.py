@@ -16,13 +16,23 @@ import tempfile
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, write_error
 
 _STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # left by DataParallel/DDP and torch.compile
 
 
 TEMPORARY_PREFIX = ".tmp_"
+
+
+def _new_file_mode():
+    """The permissions open() gives a new file under this process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _new_file_mode()
 
 
 def remove_stale_temporaries(folder):
@@ -54,6 +64,7 @@ def _write_temporary(obj, folder):
     file in `folder` and return its path; OSError when the disk refuses."""
     handle, tmp_path = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=".pth", dir=folder)
     try:
+        os.chmod(tmp_path, _NEW_FILE_MODE)  # mkstemp makes files private; saved files are shared as open() makes them
         with os.fdopen(handle, "wb") as raw:
             stream = _ErrorRecordingStream(raw)
             try:
@@ -87,11 +98,6 @@ def _fsync_folder(folder):
         os.close(handle)
 
 
-def _write_error(path, err):
-    return UserError(f"could not write {path} ({err.strerror or err}); free disk space, raise the quota or fix "
-                     "the folder's permissions (the previous checkpoint is intact)")
-
-
 def write_files(files):
     """Write the (path, obj) pairs of `files` as one commit: every object goes to an fsynced temporary
     file first; only when all are written are they renamed into place, in the given order (put the
@@ -111,13 +117,13 @@ def write_files(files):
                     raise IsADirectoryError(errno.EISDIR, "something that is not a file is in the way", path)
                 written.append((_write_temporary(obj, os.path.dirname(os.path.abspath(path))), path))
             except OSError as err:
-                raise _write_error(path, err)
+                raise write_error(path, err)
         for index, (tmp_path, path) in enumerate(written):
             try:
                 os.replace(tmp_path, path)
             except OSError as err:
                 del written[:index]  # those are in place; the temporaries left are removed below
-                raise _write_error(path, err)
+                raise write_error(path, err)
     except BaseException:
         for tmp_path, _ in written:
             if os.path.exists(tmp_path):

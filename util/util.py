@@ -36,7 +36,10 @@ def save_image(image_numpy, image_path, aspect_ratio=1.0):
         image = image.resize((int(round(width * aspect_ratio)), height), Image.BICUBIC)
     elif aspect_ratio < 1.0:
         image = image.resize((width, int(round(height / aspect_ratio))), Image.BICUBIC)
-    image.save(image_path)
+    try:
+        image.save(image_path)
+    except OSError as err:  # Pillow's failed writes do not name the file
+        raise OSError(err.errno, err.strerror, image_path) from err
 
 
 def mkdirs(*paths):

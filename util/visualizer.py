@@ -7,9 +7,12 @@ and the newest EPOCHS_PER_PAGE epochs' pictures (newest first); older epochs mov
 index_3.html, ... so that the page stays light after hundreds of epochs, and every epoch's pictures
 are kept. When `--display_id` > 0 and a visdom server answers, pictures, losses and metrics are
 mirrored there; with --use_tensorboard / --use_wandb they also go to those loggers. A missing or
-failing visdom server costs one warning line, never a stream of tracebacks.
+failing visdom server costs one warning line, never a stream of tracebacks; so does a log or page
+that cannot be written (full disk, quota): training goes on, and its saves say whether the run's
+checkpoints can still be written.
 """
 import contextlib
+import functools
 import html
 import io
 import json
@@ -25,6 +28,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from util.curve_plot import plot_loss_curves, plot_metric_curves
+from util.errors import is_storage_error, write_error
 from util.experiment_loggers import ExperimentLoggers
 from util.html import HTML, IMAGE_FOLDER
 from util.log import logger
@@ -36,6 +40,22 @@ LOSS_CURVE_FILE = "loss_curves.png"
 METRIC_CURVE_FILE = "metric_curves.png"
 EPOCHS_PER_PAGE = 20
 EPOCH_IMAGE_NAME = re.compile(r"^epoch(\d+)_(.+)\.png$")
+
+
+def training_goes_on_after_write_errors(method):
+    """Decorate a Visualizer method that writes logs or pages: a storage error (full disk, quota,
+    read-only folder) costs one warning per method, and training goes on without that output."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as err:
+            if not is_storage_error(err):
+                raise
+            if method.__name__ not in self.write_failures:
+                self.write_failures.add(method.__name__)
+                logger.warning(str(write_error(err.filename or self.web_dir, err, "training goes on without it")))
+    return wrapper
 
 
 class Visualizer:
@@ -60,6 +80,7 @@ class Visualizer:
         self.best_text = None  # the best evaluation so far, in words, for the web page
         self.label_order = ()  # the model's visual labels, which order each epoch's pictures
         self.notes_shown = set()  # evaluation notes already printed (each is printed once)
+        self.write_failures = set()  # methods whose writes failed (each is warned about once)
         self.visdom = VisdomDisplay.connect(opt) if opt.display_id > 0 else None
         self.loggers = ExperimentLoggers(opt) if opt.isTrain else None
         if opt.isTrain:
@@ -102,13 +123,19 @@ class Visualizer:
                 self.visdom.show_each(pictures)
         if save_now:
             self.saved = True
-            for label, picture in pictures.items():
-                save_image(picture, os.path.join(self.image_dir, f"epoch{epoch:03d}_{label}.png"))
-            self.label_order = list(pictures)
+            self.save_pictures(pictures, epoch)
             self.write_web_page()
             if self.loggers is not None and total_iters is not None:
                 self.loggers.log_images(pictures, total_iters)
 
+    @training_goes_on_after_write_errors
+    def save_pictures(self, pictures, epoch):
+        """Save one epoch's pictures (label -> uint8 array) for the web page."""
+        self.label_order = list(pictures)
+        for label, picture in pictures.items():
+            save_image(picture, os.path.join(self.image_dir, f"epoch{epoch:03d}_{label}.png"))
+
+    @training_goes_on_after_write_errors
     def write_web_page(self):
         """Rewrite the training pages: index.html with the curves, the best evaluation and the newest
         EPOCHS_PER_PAGE epochs' pictures; index_2.html, ... with older epochs (newest first)."""
@@ -203,6 +230,7 @@ class Visualizer:
         self._append_to_logs(line, record)
         return line
 
+    @training_goes_on_after_write_errors
     def _append_to_logs(self, line, record):
         """Append `line` to loss_log.txt and `record` (timestamped) as one JSON line to loss_log.jsonl."""
         with open(self.log_path, "a", encoding="utf-8") as log:
