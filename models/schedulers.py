@@ -34,13 +34,23 @@ class EpochLR(lr_scheduler.LambdaLR):
 
     def __init__(self, optimizer, opt):
         self.first_epoch = opt.epoch_count
+        self.current_lrs = [group["lr"] for group in optimizer.param_groups]  # --lr of this command
         super().__init__(optimizer, lambda steps: lr_factor(opt.lr_policy, self.first_epoch + steps, opt))
 
+    def state_dict(self):
+        """LambdaLR's state (first_epoch included) without the current --lr, which the resuming
+        command decides."""
+        state = super().state_dict()
+        del state["current_lrs"]
+        return state
+
     def load_state_dict(self, state_dict):
-        """Restore a saved state (load the optimiser's first); the current epoch's rate is recomputed,
-        so that it follows the current options too."""
+        """Restore a saved state (load the optimiser's first); the current epoch's rate is recomputed
+        from the current options (--lr and the run's length), as the original tool's resume does."""
         super().load_state_dict(state_dict)
+        self.base_lrs = list(self.current_lrs)
         for group, base_lr, factor in zip(self.optimizer.param_groups, self.base_lrs, self.lr_lambdas):
+            group["initial_lr"] = base_lr
             group["lr"] = base_lr * factor(self.last_epoch)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 

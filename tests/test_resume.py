@@ -149,13 +149,15 @@ def aimed_at_final_save(last):
 
 
 def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(tmp_path, dataset):
-    epochs = 7  # 8 epochs x 4 images = 32 iterations, each followed by a save; epochs 5 and 8 numbered
+    epochs = 12  # 13 epochs x 4 images = 52 iterations, each followed by a save; epochs 5, 10 and 13 numbered
     last = epochs + 1
     run_to_end(command(tmp_path, dataset, "straight", epochs), tmp_path)
     folder = tmp_path / "ck" / "killed"
     resumed = command(tmp_path, dataset, "killed", epochs, "--continue_train")
     rng = random.Random(0)
-    plan = AIMED_MID_RUN + [None] * 10 + aimed_at_final_save(last)  # None: a kill at a random moment
+    # None: a kill at a random moment, within about one iteration (and its save) of a loss line, so
+    # that the run still has its final save ahead when the kills aimed at it come.
+    plan = AIMED_MID_RUN + [None] * 10 + aimed_at_final_save(last)
     kills = 0
     process = start(command(tmp_path, dataset, "killed", epochs), tmp_path, stall_at=AIMED_MID_RUN[0])
     for index, stall_at in enumerate(plan):
@@ -163,7 +165,7 @@ def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(t
             wait_for_stall(process)
         else:
             wait_for_loss_line(process)
-            time.sleep(rng.uniform(0.0, 0.25))
+            time.sleep(rng.uniform(0.0, 0.01))
         kill(process)
         kills += 1
         state = load_state(tmp_path, "killed")  # loadable after every kill, whatever it interrupted
@@ -176,7 +178,7 @@ def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(t
     state = load_state(tmp_path, "killed")
     assert_weights_match_state(folder, "latest", state)  # the finished run's weights are its final state's
     assert_weights_match_state(folder, str(last), state)
-    for prefix in ("5", str(last)):  # every numbered save complete and equal to the straight run's
+    for prefix in ("5", "10", str(last)):  # every numbered save complete and equal to the straight run's
         for name in state["model"]["networks"]:
             assert_identical(torch.load(folder / f"{prefix}_net_{name}.pth", weights_only=True),
                              torch.load(tmp_path / "ck" / "straight" / f"{prefix}_net_{name}.pth", weights_only=True))
