@@ -108,10 +108,11 @@ def test_resume_puts_back_the_weights_a_killed_final_save_did_not_write(tmp_path
     folder = tmp_path / "ck" / "run"
     (folder / "2_net_G_A.pth").unlink()
     (folder / "latest_net_D_B.pth").write_bytes(b"half written")
+    torch.save([1, 2], folder / "latest_net_G_B.pth")  # loads, but holds no weights
     (folder / "3_net_G_B.pth").write_bytes((folder / "2_net_G_B.pth").read_bytes())
     result = train(tmp_path, unaligned_root, "--n_epochs", "2", "--continue_train")
     rewritten = re.findall(r"rewrote .*/(\S+) from the training state", result.stdout)
-    assert sorted(rewritten) == ["2_net_G_A.pth", "latest_net_D_B.pth"]
+    assert sorted(rewritten) == ["2_net_G_A.pth", "latest_net_D_B.pth", "latest_net_G_B.pth"]
     assert re.search(r"removed .*3_net_G_B.pth: the save it belongs to never completed", result.stdout)
     assert "training finished" in result.stdout and not (folder / "3_net_G_B.pth").exists()
     state = torch.load(folder / "latest_state.pth", weights_only=True)

@@ -228,7 +228,8 @@ def _file_holds(path, weights):
         saved = checkpoint.load_state_dict_file(path)
     except UserError:
         return False
-    return saved.keys() == weights.keys() and all(torch.equal(saved[key], weights[key].cpu()) for key in weights)
+    return (isinstance(saved, dict) and saved.keys() == weights.keys()
+            and all(torch.equal(saved[key], weights[key].cpu()) for key in weights))
 
 
 def _numbered_weight_files(save_dir):
