@@ -22,13 +22,16 @@ from data import create_dataset
 from models import create_model
 from options.base_options import architecture_summary
 from options.train_options import TrainOptions
-from util import checkpoint, device, train_state
+from engine import train_state
+from models import checkpoint
+from runtime import device
+from util import atomic_files
 from util.errors import UserError, exit_on_user_error
-from util.evaluation import BEST_PREFIX, Evaluator
-from util.interrupt import GracefulStop
+from engine.evaluation import BEST_PREFIX, Evaluator
+from engine.interrupt import GracefulStop
 from util.log import logger
 from util.progress import progress_bar
-from util.visualizer import visualizer_for
+from engine.visualizer import visualizer_for
 
 
 def crossed(total, step, every):
@@ -244,7 +247,7 @@ def main(argv=None):
     opt = options.parse(argv)
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     if opt.is_main:
-        checkpoint.remove_stale_temporaries(save_dir)
+        atomic_files.remove_stale_temporaries(save_dir)
     state_file, state = None, None
     if opt.continue_train:
         state_file, state = train_state.find_resume_state(save_dir, checkpoint.load_prefix(opt))

@@ -23,7 +23,6 @@ from torchvision import transforms
 from data import CROP_MODES
 from data.image_io import UnreadableImage
 from data.image_folder import image_size, make_dataset
-from options.base_options import smallest_image_side
 from util.errors import UserError
 from util.log import logger
 
@@ -175,7 +174,7 @@ def require_trainable_shapes(opt, sizes):
     examples = {}
     for path, size in sizes.items():
         examples.setdefault(size_before_crop(opt, size), path)
-    networks, side = smallest_image_side(opt)
+    networks, side = opt.smallest_image_side  # set by the options: (the networks' flags, pixels)
     too_small = [(shape, path) for shape, path in examples.items() if min(shape) < side]
     if too_small:
         (width, height), path = too_small[0]

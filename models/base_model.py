@@ -11,9 +11,11 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from util import device
-from util.checkpoint import unwrap
-from util.image_pool import ImagePool
+from runtime import device
+
+from .checkpoint import unwrap
+from .image_pool import ImagePool
+from .parallel import data_parallel, sync_batch_norm
 
 from .discriminators import receptive_field
 from .schedulers import get_scheduler
@@ -54,7 +56,7 @@ class BaseModel(ABC):
     def build_network(self, net):
         """Place a freshly built network on the device in the chosen memory format; generators also
         get size padding (below); with --compile its forward is compiled (names stay clean)."""
-        net = device.sync_batch_norm(net.to(self.device), self.opt)
+        net = sync_batch_norm(net.to(self.device), self.opt)
         if self.opt.channels_last:
             net = net.to(memory_format=torch.channels_last)
         if hasattr(net, "size_multiple"):
@@ -63,7 +65,7 @@ class BaseModel(ABC):
             # Compiling the bound forward (not wrapping the module) keeps parameter names, hooks and
             # requires_grad switches as in eager mode; switching D on and off costs one recompile.
             net.forward = torch.compile(net.forward)
-        return device.data_parallel(net, self.opt) if self.isTrain else net
+        return data_parallel(net, self.opt) if self.isTrain else net
 
     @staticmethod
     def without_sync(net):

@@ -9,9 +9,9 @@ import itertools
 
 import torch
 
-from options.ranges import NumberRange
+from util.ranges import NumberRange
 from util.errors import UserError
-from util.image_pool import ImagePool
+from .image_pool import ImagePool
 
 from .base_model import BaseModel
 from .discriminators import define_D

@@ -5,7 +5,7 @@ concatenated with the real or the generated output. Each step updates D first, t
 """
 import torch
 
-from options.ranges import NumberRange
+from util.ranges import NumberRange
 
 from .base_model import BaseModel
 from .discriminators import define_D

@@ -15,7 +15,7 @@ Checkpoints (`<epoch>_net_<name>.pth`), visuals, loss logs and web pages then wo
 
 This example learns a direct mapping A -> B on paired data with an L1 loss only (no GAN).
 """
-from options.ranges import NumberRange
+from util.ranges import NumberRange
 
 from .base_model import BaseModel
 from .generators import define_G

@@ -20,12 +20,13 @@ from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
-from options.ranges import NumberRange, add_ranges_to_help, check_ranges
-from util import checkpoint
-from util.device import AMP_CHOICES, quiet_unless_main, setup_device
+from util.ranges import NumberRange, add_ranges_to_help, check_ranges
+from models import checkpoint
+from util import atomic_files
+from runtime.device import AMP_CHOICES, quiet_unless_main, setup_device
 from util.errors import UserError
 from util.log import logger
-from util.metrics import METRICS, parse_metric_names
+from metrics.registry import METRICS, parse_metric_names
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 # Largest --load_size/--crop_size/--display_winsize: one 64-channel float activation of a 16384 px
@@ -322,6 +323,7 @@ class BaseOptions:
         self.text = format_options(opt, parser)
         print(self.text, end="")
         self.check_writable(opt)
+        opt.smallest_image_side = smallest_image_side(opt)  # for data's check of uncropped images
         setup_device(opt)
         if opt.seed is not None:
             seed_everything(opt.seed + opt.rank)  # ranks draw different numbers; DDP copies rank 0's initial weights
@@ -337,5 +339,5 @@ class BaseOptions:
     def save(self, opt):
         """Write the printed options to checkpoints_dir/name/{phase}_opt.txt. The entry points call this
         once their checks have passed, so a refused command leaves an existing run's files as they were."""
-        checkpoint.write_files([(os.path.join(opt.checkpoints_dir, opt.name, f"{opt.phase}_opt.txt"),
+        atomic_files.write_files([(os.path.join(opt.checkpoints_dir, opt.name, f"{opt.phase}_opt.txt"),
                                  self.text.encode("utf-8"))])

@@ -5,7 +5,7 @@ from util.errors import UserError
 from util.log import logger
 
 from .base_options import ARCHITECTURE_FLAGS, BaseOptions, read_saved_options
-from .ranges import NumberRange
+from util.ranges import NumberRange
 
 # --aspect_ratio stretches saved results by at most 100 times either way: beyond that a result is a
 # line of pixels that no page shows, and its size can exhaust memory.

@@ -4,10 +4,10 @@ from models.schedulers import LR_POLICY_CHOICES
 
 from util.errors import UserError
 from util.log import logger
-from util.train_state import guard_existing_run
+from engine.train_state import guard_existing_run
 
 from .base_options import BaseOptions
-from .ranges import NumberRange
+from util.ranges import NumberRange
 
 
 class TrainOptions(BaseOptions):

@@ -45,7 +45,7 @@ from models import create_model  # noqa: E402  (the repository root is on the pa
 from models.generators import GENERATOR_CHOICES  # noqa: E402
 from options.base_options import seed_everything  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
-from util.device import AMP_CHOICES, check_amp, gather_to_main, quiet_unless_main  # noqa: E402
+from runtime.device import AMP_CHOICES, check_amp, gather_to_main, quiet_unless_main  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 # The tensor type a configuration's convolutions mostly run in (for its hardware peak).

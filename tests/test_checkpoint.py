@@ -12,7 +12,8 @@ import torch
 
 from conftest import REPO_ROOT
 from models.generators import define_G, infer_generator_flags
-from util.checkpoint import clean_state_dict, load_network, load_state_dict_file, write_files
+from models.checkpoint import clean_state_dict, load_network, load_state_dict_file
+from util.atomic_files import write_files
 from util.errors import UserError
 
 
@@ -96,7 +97,7 @@ def write_under_file_size_limit(limit, files):
     """Run write_files(<files>, Python source) in a child process whose files may not grow beyond
     `limit` bytes, as on a full disk."""
     code = (f"import resource, sys, torch; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
-            "from util.checkpoint import write_files\n"
+            "from util.atomic_files import write_files\n"
             "from util.errors import UserError\n"
             f"try: write_files({files})\n"
             "except UserError as err: sys.exit(str(err))\n")

@@ -14,8 +14,9 @@ import torch.distributed as dist
 from torch import nn
 
 from conftest import REPO_ROOT, assert_identical, start_process, wait_for_stall, write_images
+from models import parallel
 from models.norms import CrossRankBatchNorm2d
-from util import device
+from runtime import device
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
@@ -155,7 +156,7 @@ def test_wgangp_on_gpus_takes_the_batch_norm_it_can_differentiate_twice(monkeypa
 
     def norm_under_torchrun(gan_mode):
         opt = argparse.Namespace(norm="batch", device=torch.device("cuda"), gan_mode=gan_mode)
-        return type(device.sync_batch_norm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), opt)[1])
+        return type(parallel.sync_batch_norm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), opt)[1])
     assert norm_under_torchrun("lsgan") is nn.SyncBatchNorm
     assert norm_under_torchrun("wgangp") is CrossRankBatchNorm2d
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import REPO_ROOT
 from util.errors import UserError
-from util.experiment_loggers import ExperimentLoggers
+from engine.experiment_loggers import ExperimentLoggers
 
 WANDB_BLOCK_SIZE = 32768  # .wandb files are LevelDB-style logs: 32 KiB blocks of framed records
 WANDB_FILE_HEADER_SIZE = 7  # ":W&B", a 2-byte magic number, a 1-byte version
@@ -200,7 +200,7 @@ LAZY_IMPORT_PROGRAM = """
 import json, sys
 from argparse import Namespace
 import numpy as np
-from util.experiment_loggers import ExperimentLoggers
+from engine.experiment_loggers import ExperimentLoggers
 opt = Namespace(name="exp", checkpoints_dir=sys.argv[1], use_tensorboard=False, use_wandb=False,
                 wandb_project="CycleGAN-and-pix2pix", continue_train=False)
 with ExperimentLoggers(opt) as loggers:

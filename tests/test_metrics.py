@@ -11,9 +11,9 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from conftest import run_script
-from util import inception
+from metrics import inception
 from util.errors import UserError
-from util.metrics import (METRICS, feature_statistics, fid, frechet_distance, frechet_distance_of_features, kid,
+from metrics.registry import (METRICS, feature_statistics, fid, frechet_distance, frechet_distance_of_features, kid,
                           l1, parse_metric_names, psnr, ssim, unbiased_mmd2)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 import models
 from options.base_options import DeprecatedAlias, read_saved_options
-from options.ranges import NumberRange, ranged_actions
+from util.ranges import NumberRange, ranged_actions
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import run_script
-from util import train_state
+from engine import train_state
 from util.errors import UserError
 
 TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",

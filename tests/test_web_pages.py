@@ -16,9 +16,9 @@ from PIL import Image
 
 from browser import browser_problem, check_pages
 from conftest import REPO_ROOT, run_script, write_images
-from util.html import HTML
-from util.metrics import report_lines
-from util.visualizer import EPOCHS_PER_PAGE, Visualizer
+from engine.html import HTML
+from metrics.report import report_lines
+from engine.visualizer import EPOCHS_PER_PAGE, Visualizer
 
 TINY = ["--ngf", "8", "--num_threads", "0", "--gpu_ids", "-1"]
 EPOCHS = 3

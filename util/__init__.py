@@ -1,1 +1,2 @@
-"""Helpers shared by train.py, test.py, models and data: errors, images, HTML, visualisation."""
+"""Small helpers at the ground of the layout (errors, logging, images, files, progress, ranges, colour);
+they import nothing of ours outside util."""

@@ -21,7 +21,7 @@ import models.cycle_gan_model  # noqa: E402
 from models import create_model  # noqa: E402
 from models.losses import gradient_penalty  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
-from util.checkpoint import unwrap  # noqa: E402
+from models.checkpoint import unwrap  # noqa: E402
 
 
 def penalty_with_shared_weights(share, penalties):

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from .log import logger
+from util.log import logger
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -27,12 +27,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from util.curve_plot import plot_loss_curves, plot_metric_curves
+from engine.curve_plot import plot_loss_curves, plot_metric_curves
 from util.errors import is_storage_error, write_error
-from util.experiment_loggers import ExperimentLoggers
-from util.html import HTML, IMAGE_FOLDER
+from engine.experiment_loggers import ExperimentLoggers
+from engine.html import HTML, IMAGE_FOLDER
 from util.log import logger
-from util.metrics import report_values
+from metrics.report import report_values
 from util.util import mkdirs, save_image, tensor2im
 
 CONNECT_TIMEOUT_S = 2.0

@@ -14,8 +14,8 @@ import sys
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
-from .log import logger
+from util.errors import UserError
+from util.log import logger
 
 
 def resolve_gpu_ids(text):
@@ -145,27 +145,6 @@ def gather_to_main(items):
     gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(list(items), gathered, dst=0, group=_control_group)
     return [item for part in gathered for item in part] if gathered else []
-
-
-def sync_batch_norm(net, opt):
-    """Under torchrun, batch norm (--norm batch or syncbatch) computes its statistics over all ranks:
-    PyTorch's SyncBatchNorm on GPUs, our CrossRankBatchNorm2d elsewhere (SyncBatchNorm is GPU-only)
-    and for --gan_mode wgangp, whose penalty differentiates twice through the norm (SyncBatchNorm's
-    backward cannot be: "derivative for batch_norm_backward_elemt is not implemented")."""
-    if not (distributed() and opt.norm in ("batch", "syncbatch")):
-        return net
-    if opt.device.type == "cuda" and getattr(opt, "gan_mode", None) != "wgangp":
-        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-    from models.norms import to_cross_rank_batch_norm
-    return to_cross_rank_batch_norm(net)
-
-
-def data_parallel(net, opt):
-    """Under torchrun, wrap `net` in DistributedDataParallel (gradients averaged over ranks)."""
-    if not distributed():
-        return net
-    device_ids = [opt.device.index] if opt.device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids)
 
 
 def check_amp(amp, device):

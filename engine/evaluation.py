@@ -19,10 +19,14 @@ import numpy as np
 
 from data import create_dataset
 
-from . import checkpoint, train_state
-from .errors import UserError
-from .log import logger
-from .metrics import METRICS, MetricsCollector, compute_metrics, report_values
+from engine import train_state
+from engine.metric_collector import MetricsCollector
+from metrics.registry import METRICS
+from metrics.report import compute_metrics, report_values
+from models import checkpoint
+from util import atomic_files
+from util.errors import UserError
+from util.log import logger
 
 BEST_PREFIX = "best"
 BEST_SCORE_FILE = "best_score.json"
@@ -138,6 +142,6 @@ class Evaluator:
                 "epoch": epoch, "total_iters": total_iters, "metrics": report_values(evaluation.report),
                 "weights": f"{BEST_PREFIX}_net_<name>.pth"}
         text = json.dumps(best, indent=2) + "\n"
-        checkpoint.write_files(checkpoint.weight_files(self.save_dir, [BEST_PREFIX], checkpoint.network_weights(model))
+        atomic_files.write_files(checkpoint.weight_files(self.save_dir, [BEST_PREFIX], checkpoint.network_weights(model))
                                + [(os.path.join(self.save_dir, BEST_SCORE_FILE), text.encode("utf-8"))])
         self.best = best

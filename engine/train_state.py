@@ -1,6 +1,6 @@
 """The training-state file: everything needed to continue a run exactly where it stopped.
 
-Every save is one commit of several files (see checkpoint.write_files): the original-format weights
+Every save is one commit of several files (see util.atomic_files.write_files): the original-format weights
 `<epoch>_net_<name>.pth` or `iter_<n>_net_<name>.pth` of a numbered save (weights only, as the
 original keeps them), `latest_net_<name>.pth`, and last `latest_state.pth`, which marks the set
 complete. It holds the networks, optimisers, schedulers, image pools, the position in the run
@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import checkpoint
-from .errors import UserError
-from .log import logger
+from models import checkpoint
+from util import atomic_files
+from util.errors import UserError
+from util.log import logger
 
 STATE_FORMAT = 2
 LATEST = "latest"
@@ -154,7 +155,7 @@ def save_checkpoint(model, progress, loader, opt, numbered=None, other_ranks=())
     files = checkpoint.weight_files(save_dir, prefixes, checkpoint.network_weights(model))
     files.append((state_path(save_dir, LATEST), state))
     check_free_space(save_dir, sum(_tensor_bytes(obj) for _, obj in files))
-    checkpoint.write_files(files)
+    atomic_files.write_files(files)
 
 
 def _megabytes(count):
@@ -215,7 +216,7 @@ def repair_weight_files(save_dir, state):
     stale = [(path, weights) for path, weights in
              checkpoint.weight_files(save_dir, state.get("saved_as", []), networks)
              if not _file_holds(path, weights)]
-    checkpoint.write_files(stale)
+    atomic_files.write_files(stale)
     removed = [path for path in _numbered_weight_files(save_dir) if _saved_after(path, state["progress"])]
     for path in removed:
         os.remove(path)

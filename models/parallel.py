@@ -1,0 +1,26 @@
+"""Networks under torchrun: batch norm over all ranks and DistributedDataParallel wrapping."""
+import torch
+
+from runtime import device
+
+from .norms import to_cross_rank_batch_norm
+
+
+def sync_batch_norm(net, opt):
+    """Under torchrun, batch norm (--norm batch or syncbatch) computes its statistics over all ranks:
+    PyTorch's SyncBatchNorm on GPUs, our CrossRankBatchNorm2d elsewhere (SyncBatchNorm is GPU-only)
+    and for --gan_mode wgangp, whose penalty differentiates twice through the norm (SyncBatchNorm's
+    backward cannot be: "derivative for batch_norm_backward_elemt is not implemented")."""
+    if not (device.distributed() and opt.norm in ("batch", "syncbatch")):
+        return net
+    if opt.device.type == "cuda" and getattr(opt, "gan_mode", None) != "wgangp":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return to_cross_rank_batch_norm(net)
+
+
+def data_parallel(net, opt):
+    """Under torchrun, wrap `net` in DistributedDataParallel (gradients averaged over ranks)."""
+    if not device.distributed():
+        return net
+    device_ids = [opt.device.index] if opt.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids)

@@ -1,0 +1,1 @@
+"""Device, precision and distribution of a run, decided once at start-up."""
