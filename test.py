@@ -13,16 +13,15 @@ the page (see util/metrics.py).
 import os
 
 from data import create_dataset, single_folder_options
-from models import create_model
-from options.base_options import architecture_summary, require_writable_folder
-from options.test_options import TestOptions
-from models import checkpoint
-from runtime import device
-from util.errors import exit_on_user_error
 from engine.html import HTML, add_result_row, result_names, write_result_images
 from engine.metric_collector import MetricsCollector
 from metrics.registry import parse_metric_names
 from metrics.report import REFERENCE, compute_metrics, report_lines, save_metrics
+from models import checkpoint, create_model
+from options.base_options import architecture_summary, require_writable_folder
+from options.test_options import TestOptions
+from runtime import device
+from util.errors import exit_on_user_error
 from util.progress import progress_bar
 
 

@@ -19,19 +19,18 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataset
-from models import create_model
+from engine import train_state
+from engine.evaluation import BEST_PREFIX, Evaluator
+from engine.interrupt import GracefulStop
+from engine.visualizer import visualizer_for
+from models import checkpoint, create_model
 from options.base_options import architecture_summary
 from options.train_options import TrainOptions
-from engine import train_state
-from models import checkpoint
 from runtime import device
 from util import atomic_files
 from util.errors import UserError, exit_on_user_error
-from engine.evaluation import BEST_PREFIX, Evaluator
-from engine.interrupt import GracefulStop
 from util.log import logger
 from util.progress import progress_bar
-from engine.visualizer import visualizer_for
 
 
 def crossed(total, step, every):

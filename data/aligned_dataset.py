@@ -8,8 +8,15 @@ its right side by up to one pixel).
 """
 import os
 
-from data.base_dataset import (FilePerItemDataset, domain_image_mode, get_params, get_transform, header_sizes,
-                               note_small_images, require_trainable_shapes)
+from data.base_dataset import (
+    FilePerItemDataset,
+    domain_image_mode,
+    get_params,
+    get_transform,
+    header_sizes,
+    note_small_images,
+    require_trainable_shapes,
+)
 from data.image_io import load_image
 from util.errors import UserError
 from util.log import logger

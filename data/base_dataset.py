@@ -21,8 +21,8 @@ from PIL import Image
 from torchvision import transforms
 
 from data import CROP_MODES
-from data.image_io import UnreadableImage
 from data.image_folder import image_size, make_dataset
+from data.image_io import UnreadableImage
 from util.errors import UserError
 from util.log import logger
 

@@ -5,8 +5,14 @@ B the ab channels, normalised to [-1, 1] (see util/lab_color.py), e.g. datasets/
 """
 import os
 
-from data.base_dataset import (FilePerItemDataset, get_params, get_transform, header_sizes, note_small_images,
-                               require_trainable_shapes)
+from data.base_dataset import (
+    FilePerItemDataset,
+    get_params,
+    get_transform,
+    header_sizes,
+    note_small_images,
+    require_trainable_shapes,
+)
 from data.image_io import load_image
 from util.lab_color import require_lab_layout, rgb_to_lab_tensors
 

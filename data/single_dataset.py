@@ -1,6 +1,12 @@
 """One folder of pictures (searched recursively) for applying a trained generator in one direction."""
-from data.base_dataset import (FilePerItemDataset, domain_image_mode, get_params, get_transform, header_sizes,
-                               note_small_images)
+from data.base_dataset import (
+    FilePerItemDataset,
+    domain_image_mode,
+    get_params,
+    get_transform,
+    header_sizes,
+    note_small_images,
+)
 from data.image_io import load_image
 
 

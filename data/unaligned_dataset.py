@@ -1,8 +1,15 @@
 """Unpaired data for CycleGAN: pictures of domain A in dataroot/<phase>A and of domain B in dataroot/<phase>B."""
 import os
 
-from data.base_dataset import (BaseDataset, domain_image_mode, get_params, get_transform, header_sizes,
-                               note_small_images, require_trainable_shapes)
+from data.base_dataset import (
+    BaseDataset,
+    domain_image_mode,
+    get_params,
+    get_transform,
+    header_sizes,
+    note_small_images,
+    require_trainable_shapes,
+)
 from data.image_io import load_image
 
 

@@ -14,6 +14,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]  # the repository root for util/, this folder for combine_A_and_B
 from combine_A_and_B import combine_pair  # noqa: E402
+
 from data.image_folder import is_image_file  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 

@@ -28,6 +28,7 @@ from PIL import Image, ImageEnhance
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]  # the repository root for util/, this folder for combine_A_and_B
 from combine_A_and_B import side_by_side  # noqa: E402
+
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")

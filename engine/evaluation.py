@@ -18,7 +18,6 @@ from collections import namedtuple
 import numpy as np
 
 from data import create_dataset
-
 from engine import train_state
 from engine.metric_collector import MetricsCollector
 from metrics.registry import METRICS

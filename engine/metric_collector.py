@@ -18,6 +18,7 @@ from runtime import device
 from util.errors import UserError
 from util.util import tensor2im
 
+
 def plan_comparisons(opt, labels, with_truth):
     """The (generated, real) image sets to compare for a model with visuals `labels`, and where the
     ground truth of each output is for paired metrics (with_truth: whether any were asked for).

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import socket
-import sys
 import time
 import warnings
 from urllib.parse import urlparse
@@ -28,11 +27,11 @@ from urllib.parse import urlparse
 import numpy as np
 
 from engine.curve_plot import plot_loss_curves, plot_metric_curves
-from util.errors import is_storage_error, write_error
 from engine.experiment_loggers import ExperimentLoggers
 from engine.html import HTML, IMAGE_FOLDER
-from util.log import logger
 from metrics.report import report_values
+from util.errors import is_storage_error, write_error
+from util.log import logger
 from util.util import mkdirs, save_image, tensor2im
 
 CONNECT_TIMEOUT_S = 2.0

@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from runtime import device
 
 from .checkpoint import unwrap
+from .discriminators import receptive_field
 from .image_pool import ImagePool
 from .parallel import data_parallel, sync_batch_norm
-
-from .discriminators import receptive_field
 from .schedulers import get_scheduler
 
 
@@ -174,7 +173,7 @@ class BaseModel(ABC):
             self.forward()
             self.compute_visuals()
 
-    def compute_visuals(self):
+    def compute_visuals(self):  # noqa: B027 - an optional hook, not an abstract method
         """Derive extra visuals after a forward pass (none by default)."""
 
     def get_image_paths(self):

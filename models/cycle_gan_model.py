@@ -9,13 +9,13 @@ import itertools
 
 import torch
 
-from util.ranges import NumberRange
 from util.errors import UserError
-from .image_pool import ImagePool
+from util.ranges import NumberRange
 
 from .base_model import BaseModel
 from .discriminators import define_D
 from .generators import define_G
+from .image_pool import ImagePool
 from .losses import GANLoss, gradient_penalty, l1_loss
 
 

@@ -15,18 +15,17 @@ import torch
 
 import data
 import models
+from metrics.registry import METRICS, parse_metric_names
 from models import discriminators, generators
 from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
-from util.ranges import NumberRange, add_ranges_to_help, check_ranges
-from models import checkpoint
-from util import atomic_files
 from runtime.device import AMP_CHOICES, quiet_unless_main, setup_device
+from util import atomic_files
 from util.errors import UserError
 from util.log import logger
-from metrics.registry import METRICS, parse_metric_names
+from util.ranges import NumberRange, add_ranges_to_help, check_ranges
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 # Largest --load_size/--crop_size/--display_winsize: one 64-channel float activation of a 16384 px

@@ -3,9 +3,9 @@ import os
 
 from util.errors import UserError
 from util.log import logger
+from util.ranges import NumberRange
 
 from .base_options import ARCHITECTURE_FLAGS, BaseOptions, read_saved_options
-from util.ranges import NumberRange
 
 # --aspect_ratio stretches saved results by at most 100 times either way: beyond that a result is a
 # line of pixels that no page shows, and its size can exhaust memory.

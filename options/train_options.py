@@ -1,13 +1,12 @@
 """Flags of train.py: display, saving, schedule and optimiser settings (plus the base flags)."""
+from engine.train_state import guard_existing_run
 from models.losses import GAN_MODE_CHOICES
 from models.schedulers import LR_POLICY_CHOICES
-
 from util.errors import UserError
 from util.log import logger
-from engine.train_state import guard_existing_run
+from util.ranges import NumberRange
 
 from .base_options import BaseOptions
-from util.ranges import NumberRange
 
 
 class TrainOptions(BaseOptions):

@@ -24,10 +24,10 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from models.checkpoint import checkpoint_path, load_network, saved_prefixes  # noqa: E402
 from models.generators import GENERATOR_CHOICES, define_G  # noqa: E402
 from models.norms import NORM_CHOICES  # noqa: E402
 from options.base_options import read_saved_options  # noqa: E402
-from models.checkpoint import checkpoint_path, load_network, saved_prefixes  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.util import mkdirs  # noqa: E402
 

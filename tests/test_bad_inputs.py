@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from conftest import run_script, write_images
+from engine.html import result_names
 from models import checkpoint
 from util.errors import UserError
-from engine.html import result_names
 
 TINY = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
         "--num_threads", "0", "--load_size", "36", "--crop_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0"]

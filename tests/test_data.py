@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT, write_images
 import data
+from conftest import REPO_ROOT, write_images
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import BaseDataset, get_params, get_transform, size_before_crop
 from data.image_folder import make_dataset

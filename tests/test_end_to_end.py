@@ -46,7 +46,7 @@ def test_cyclegan_train_then_test(tmp_path, unaligned_root):
     state = torch.load(ck / "latest_net_G_A.pth", weights_only=True)
     assert "model.1.weight" in state and all(t.device.type == "cpu" for t in state.values())
     assert (ck / "train_opt.txt").is_file()
-    log_lines = [l for l in (ck / "loss_log.txt").read_text().splitlines() if l.startswith("(")]
+    log_lines = [line for line in (ck / "loss_log.txt").read_text().splitlines() if line.startswith("(")]
     assert len(log_lines) == 4
     assert re.fullmatch(r"\(epoch: 1, iters: 2, time: \d+\.\d{3}, data: \d+\.\d{3}\) D_A: -?\d+\.\d{3} G_A: .* idt_B: \d+\.\d{3}",
                         log_lines[0])

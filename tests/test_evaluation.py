@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pytest
 import torch
+from test_end_to_end import NETS, run_test, train
 
 from conftest import run_script, write_images
-from test_end_to_end import NETS, run_test, train
 
 
 def evaluations(run_dir):

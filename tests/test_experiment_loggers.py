@@ -1,7 +1,6 @@
 """Tests of the optional TensorBoard and W&B trackers: what they write, resuming, lazy imports, errors."""
 import io
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -12,8 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO_ROOT
-from util.errors import UserError
 from engine.experiment_loggers import ExperimentLoggers
+from util.errors import UserError
 
 WANDB_BLOCK_SIZE = 32768  # .wandb files are LevelDB-style logs: 32 KiB blocks of framed records
 WANDB_FILE_HEADER_SIZE = 7  # ":W&B", a 2-byte magic number, a 1-byte version

@@ -12,9 +12,20 @@ from skimage.metrics import structural_similarity
 
 from conftest import run_script
 from metrics import inception
+from metrics.registry import (
+    METRICS,
+    feature_statistics,
+    fid,
+    frechet_distance,
+    frechet_distance_of_features,
+    kid,
+    l1,
+    parse_metric_names,
+    psnr,
+    ssim,
+    unbiased_mmd2,
+)
 from util.errors import UserError
-from metrics.registry import (METRICS, feature_statistics, fid, frechet_distance, frechet_distance_of_features, kid,
-                          l1, parse_metric_names, psnr, ssim, unbiased_mmd2)
 
 
 def symmetric_root(matrix):
@@ -62,7 +73,9 @@ def test_low_rank_fid_equals_the_matrix_root_fid():
 def direct_kid(x, y):
     """Unbiased MMD^2 with the cubic polynomial kernel, by explicit O(n^2) loops."""
     dim, m = x.shape[1], len(x)
-    k = lambda u, v: (u @ v / dim + 1) ** 3
+
+    def k(u, v):
+        return (u @ v / dim + 1) ** 3
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)

@@ -6,10 +6,10 @@ import pytest
 
 import models
 from options.base_options import DeprecatedAlias, read_saved_options
-from util.ranges import NumberRange, ranged_actions
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
+from util.ranges import NumberRange, ranged_actions
 
 TRAIN_DEFAULTS = dict(
     name="experiment_name", checkpoints_dir=None, model="cycle_gan", input_nc=3, output_nc=3, ngf=64, ndf=64,

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
 from models.schedulers import get_scheduler
-from models.image_pool import ImagePool
 
 
 def test_lsgan_is_mean_squared_error_to_one_and_zero():

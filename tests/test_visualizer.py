@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from conftest import REPO_ROOT, run_script
-from engine.html import HTML, save_result_images
 from engine.curve_plot import average_down, estimate_progress, plot_loss_curves
-from util.util import tensor2im
+from engine.html import HTML, save_result_images
 from engine.visualizer import Visualizer
+from util.util import tensor2im
 
 LABELS = ["real_A", "fake_B", "rec_A"]
 

@@ -12,13 +12,13 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import torch
+from browser import browser_problem, check_pages
 from PIL import Image
 
-from browser import browser_problem, check_pages
 from conftest import REPO_ROOT, run_script, write_images
 from engine.html import HTML
-from metrics.report import report_lines
 from engine.visualizer import EPOCHS_PER_PAGE, Visualizer
+from metrics.report import report_lines
 
 TINY = ["--ngf", "8", "--num_threads", "0", "--gpu_ids", "-1"]
 EPOCHS = 3

@@ -19,9 +19,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 import models.cycle_gan_model  # noqa: E402
 from models import create_model  # noqa: E402
+from models.checkpoint import unwrap  # noqa: E402
 from models.losses import gradient_penalty  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
-from models.checkpoint import unwrap  # noqa: E402
 
 
 def penalty_with_shared_weights(share, penalties):
