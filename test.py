@@ -5,10 +5,10 @@
 
 Results go to results_dir/name/<phase>_<epoch>/: images/<stem>_<label>.png and index.html (inputs
 that share a file name, such as x.png, x.jpg and sub/x.png, get x_png, x_jpg and sub_x in place of
-the stem; see util/html.py result_names).
+the stem; see engine/html.py result_names).
 Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
 metrics are computed as the images come out, printed, written to metrics.json and shown at the top of
-the page (see util/metrics.py).
+the page (see metrics/ and engine/metric_collector.py).
 """
 import os
 

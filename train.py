@@ -7,7 +7,7 @@ Checkpoints, options, loss logs and the training web page go to checkpoints_dir/
 also writes a full training state, so `--continue_train` resumes exactly where a run stopped (even
 mid-epoch). Ctrl-C or SIGTERM finishes the iteration, saves and prints the command to resume.
 With --eval_freq, quality metrics (FID/KID, PSNR/SSIM) are computed on held-out images during
-training and the best weights are kept as best_net_*.pth (see util/evaluation.py).
+training and the best weights are kept as best_net_*.pth (see engine/evaluation.py).
 See `python train.py --help` for every flag.
 """
 import os
@@ -43,7 +43,7 @@ class Trainer:
 
     opt: parsed training options; dataset: the loader; model: the set-up model; visualizer: logs
     and pages; progress: where the run stands (train_state.Progress); evaluator: the
-    util.evaluation.Evaluator of --eval_freq, or None.
+    engine.evaluation.Evaluator of --eval_freq, or None.
     """
 
     def __init__(self, opt, dataset, model, visualizer, progress, evaluator=None):

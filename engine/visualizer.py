@@ -187,8 +187,8 @@ class Visualizer:
         """Record one evaluation everywhere it is shown; return the lines to print.
 
         epoch: the current epoch; total_iters: images seen so far; progress: fractional epoch of the
-        point on the curves; evaluation: util.evaluation.Evaluation; best: the best score's dict
-        (util.evaluation's best_score.json) after this evaluation, or None.
+        point on the curves; evaluation: engine.evaluation.Evaluation; best: the best score's dict
+        (engine.evaluation's best_score.json) after this evaluation, or None.
         """
         values = report_values(evaluation.report)
         numbers = "".join(f" {name} {title}: {value:.4f}"

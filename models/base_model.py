@@ -2,8 +2,8 @@
 
 A model fills in `set_input`, `forward` and `optimize_parameters`, names its losses, visuals and
 networks in `loss_names`, `visual_names` and `model_names`, and may add flags in
-`modify_commandline_options`. Models never print or write files; train.py, test.py,
-util/checkpoint.py and the visualizer do.
+`modify_commandline_options`. Models never print or write files; train.py, test.py and engine/ do
+(models/checkpoint.py only names and loads weights files).
 """
 from abc import ABC, abstractmethod
 from collections import OrderedDict

@@ -1,12 +1,14 @@
 """User-facing errors: one clear line naming the problem and the fix, exit status 2.
 
 Code anywhere raises `UserError("what is wrong; what to do")`; the command-line entry points wrap
-their `main` with `exit_on_user_error`, which prints `error: <message>` to stderr and exits with 2,
+their `main` with `exit_on_user_error`, which logs `error: <message>` (stderr) and exits with 2,
 so a user never sees a traceback for a mistake they can fix.
 """
 import errno
 import functools
 import sys
+
+from util.log import logger
 
 USER_ERROR_STATUS = 2
 # Errors of the storage a user can fix: a full disk, a quota, a file-size limit, a read-only or
@@ -44,6 +46,6 @@ def exit_on_user_error(main):
                 raise
             message = str(write_error(err.filename or "a file", err, "files written before are kept"))
         sys.stdout.flush()
-        print(f"error: {message}", file=sys.stderr)
+        logger.error(message)  # "error: <message>" on stderr
         sys.exit(USER_ERROR_STATUS)
     return wrapper
