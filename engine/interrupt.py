@@ -35,8 +35,8 @@ class GracefulStop:
             if signum != signal.SIGINT:
                 return  # a repeated SIGTERM (torchrun sends its own after the scheduler's) changes nothing
             # A second Ctrl-C: leave now. os._exit, because an exception raised here could land inside
-            # library code that swallows it, and the user asked to stop at once. Printed, not logged:
-            # logging takes locks and is not safe inside a signal handler.
+            # library code that swallows it, and the user asked to stop at once. Printed and flushed
+            # here, not logged: os._exit skips every buffer and handler.
             print("\nstopped at once; the last complete checkpoint is kept", file=sys.stderr, flush=True)
             os._exit(128 + signum)
         self.requested = signal.Signals(signum).name
