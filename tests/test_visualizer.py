@@ -221,7 +221,7 @@ def test_no_html_writes_no_page(tmp_path):
 
 
 def test_visdom_and_loggers_not_imported_unless_asked():
-    code = ("import sys, tempfile, argparse; from util.visualizer import Visualizer; "
+    code = ("import sys, tempfile, argparse; from engine.visualizer import Visualizer; "
             "opt = argparse.Namespace(name='e', checkpoints_dir=tempfile.mkdtemp(), isTrain=True, "
             "display_id=0, display_server='http://localhost', display_port=8097, "
             "display_env='main', display_ncols=4, display_winsize=64, use_tensorboard=False, use_wandb=False, "
