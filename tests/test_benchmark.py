@@ -1,6 +1,5 @@
 """scripts/benchmark.py runs its configurations side by side, alone or under torchrun, and reports sound numbers
 (smoke tests, no timing asserts)."""
-import importlib.util
 import itertools
 import json
 import os
@@ -13,6 +12,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import REPO_ROOT, run_script
 from models.generators import define_G
+from scripts.benchmark import parse_arguments
+from scripts.benchmarks import scaling
+from scripts.benchmarks.configurations import Config, configurations
 from util.errors import UserError
 
 TINY = ["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--crop_size", "32", "--warmup", "1", "--iters", "1",
@@ -21,13 +23,6 @@ NUMBERS = ["train_it_s", "train_img_s", "infer_img_s", "speedup_vs_first", "peak
            "infer_flops_per_image", "achieved_flop_s", "first_iteration_s", "threads"]
 SETTINGS = ["config", "model", "netG", "ngf", "ndf", "crop_size", "batch_size", "device", "amp", "channels_last",
             "compile", "warmup", "iters", "rounds", "inference_iters", "torch", "device_name", "peak_mem_kind"]
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark", REPO_ROOT / "scripts" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def bench_records(stdout):
@@ -103,24 +98,21 @@ def test_pix2pix_unet_and_fp16_skipped_on_the_cpu(tmp_path):
 
 
 def test_configurations_from_lists_or_explicit_configs():
-    benchmark = load_benchmark()
-    parse = benchmark.parse_arguments
-    default = benchmark.configurations(parse([]))
+    default = configurations(parse_arguments([]))
     assert [config.label for config in default] == [
         "amp=none,channels_last=0,compile=0", "amp=none,channels_last=1,compile=0",
         "amp=bf16,channels_last=0,compile=0", "amp=bf16,channels_last=1,compile=0"]
-    explicit = benchmark.configurations(parse(["--config", "amp=bf16,compile=1", "--config", "channels_last=1",
+    explicit = configurations(parse_arguments(["--config", "amp=bf16,compile=1", "--config", "channels_last=1",
                                                "--config", "amp=bf16,compile=1"]))
-    assert explicit == [benchmark.Config("bf16", False, True), benchmark.Config("none", True, False)]
-    assert len(benchmark.configurations(parse(["--amp", "none", "--compile", "0", "1"]))) == 4
+    assert explicit == [Config("bf16", False, True), Config("none", True, False)]
+    assert len(configurations(parse_arguments(["--amp", "none", "--compile", "0", "1"]))) == 4
 
 
 @pytest.mark.parametrize("argv", [["--config", "amp=bf17"], ["--config", "compile=yes"], ["--config", "speed=1"],
                                   ["--config", "amp=bf16", "--amp", "none"], ["--iters", "0"]])
 def test_bad_benchmark_flags_are_user_errors(argv):
-    benchmark = load_benchmark()
     with pytest.raises(UserError):
-        benchmark.configurations(benchmark.parse_arguments(argv))
+        configurations(parse_arguments(argv))
 
 
 def test_two_processes_report_per_process_rates_and_efficiency_once(tiny_run, tmp_path):
@@ -149,7 +141,6 @@ def test_two_processes_report_per_process_rates_and_efficiency_once(tiny_run, tm
 
 
 def test_baselines_match_the_workload_of_single_process_lines(tmp_path):
-    benchmark = load_benchmark()
     workload = {"config": "amp=none,channels_last=0,compile=0", "model": "cycle_gan", "netG": "resnet_6blocks",
                 "ngf": 4, "ndf": 4, "crop_size": 32, "batch_size": 1, "device": "cpu"}
     lines = [dict(workload, train_img_s=1.0), dict(workload, train_img_s=2.0),  # the later line wins
@@ -157,13 +148,13 @@ def test_baselines_match_the_workload_of_single_process_lines(tmp_path):
              dict(workload, world_size=2, total_img_s=9.0, train_img_s=9.0)]  # a torchrun line is no baseline
     path = tmp_path / "single.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    baselines = benchmark.read_baselines(path)
-    assert baselines == {benchmark.workload(workload): 2.0, benchmark.workload(dict(workload, crop_size=64)): 3.0}
+    baselines = scaling.read_baselines(path)
+    assert baselines == {scaling.workload(workload): 2.0, scaling.workload(dict(workload, crop_size=64)): 3.0}
     path.write_text("not json\n")
     with pytest.raises(UserError):
-        benchmark.read_baselines(path)
+        scaling.read_baselines(path)
     with pytest.raises(UserError):
-        benchmark.read_baselines(tmp_path / "missing.jsonl")
+        scaling.read_baselines(tmp_path / "missing.jsonl")
 
 
 def test_baseline_without_torchrun_is_a_user_error(tiny_run, tmp_path):

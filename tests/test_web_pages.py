@@ -17,7 +17,8 @@ from PIL import Image
 
 from conftest import REPO_ROOT, run_script, write_images
 from engine.html import HTML
-from engine.visualizer import EPOCHS_PER_PAGE, Visualizer
+from engine.training_page import EPOCHS_PER_PAGE
+from engine.visualizer import Visualizer
 from metrics.report import report_lines
 
 TINY = ["--ngf", "8", "--num_threads", "0", "--gpu_ids", "-1"]
