@@ -19,6 +19,7 @@ from data.image_folder import make_dataset
 from data.image_io import load_image
 from data.single_dataset import SingleDataset
 from data.unaligned_dataset import UnalignedDataset
+from options.base_options import smallest_image_side
 from util.errors import UserError
 
 
@@ -30,7 +31,9 @@ def make_opt(dataroot, **overrides):
                   dataset_mode="unaligned", gpu_ids=[], seed=None, max_bad_images=10, netG="resnet_6blocks",
                   netD="basic", n_layers_D=3)
     values.update(overrides)
-    return argparse.Namespace(**values)
+    opt = argparse.Namespace(**values)
+    opt.smallest_image_side = smallest_image_side(opt)  # the parser hands the networks' need down to data
+    return opt
 
 
 def picture(width, height, seed=0):
