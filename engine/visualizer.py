@@ -30,6 +30,7 @@ from engine.curve_plot import plot_loss_curves, plot_metric_curves
 from engine.experiment_loggers import ExperimentLoggers
 from engine.html import HTML, IMAGE_FOLDER
 from metrics.report import report_values
+from runtime.runtime import runtime_of
 from util.errors import is_storage_error, write_error
 from util.log import logger
 from util.util import mkdirs, save_image, tensor2im
@@ -427,4 +428,4 @@ class SilentVisualizer:
 
 def visualizer_for(opt):
     """A Visualizer on rank 0 (or without torchrun), a SilentVisualizer on the other ranks."""
-    return Visualizer(opt) if getattr(opt, "is_main", True) else SilentVisualizer()
+    return Visualizer(opt) if runtime_of(opt).is_main else SilentVisualizer()

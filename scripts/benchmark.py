@@ -45,7 +45,8 @@ from models import create_model  # noqa: E402  (the repository root is on the pa
 from models.generators import GENERATOR_CHOICES  # noqa: E402
 from options.base_options import seed_everything  # noqa: E402
 from options.train_options import TrainOptions  # noqa: E402
-from runtime.device import AMP_CHOICES, check_amp, gather_to_main, quiet_unless_main  # noqa: E402
+from runtime.device import AMP_CHOICES  # noqa: E402
+from runtime.runtime import Launch, quiet_unless_main  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 # The tensor type a configuration's convolutions mostly run in (for its hardware peak).
@@ -137,8 +138,8 @@ def build_model(base_opt, config):
     base_opt: the parsed options, copied with the config's flags; UserError when the device cannot run it."""
     opt = copy.copy(base_opt)
     opt.amp, opt.channels_last, opt.compile = config.amp, config.channels_last, config.compile
-    check_amp(opt.amp, opt.device)  # the check option parsing makes for --amp
-    seed_everything(opt.seed + opt.rank)  # every configuration starts from the same weights, as a fresh parse would
+    opt.runtime = base_opt.runtime.with_amp(config.amp)  # checked as option parsing checks --amp
+    seed_everything(opt.seed + opt.runtime.rank)  # each configuration starts from the weights a fresh parse gives
     model = create_model(opt)
     model.setup()
     return model
@@ -241,7 +242,7 @@ def prepare(args, base_opt, config, batch):
         return None
     first_iteration_s = time_training(model, batch, 1, args.device)
     time_training(model, batch, args.warmup - 1, args.device)
-    if base_opt.world_size == 1:
+    if not base_opt.runtime.distributed:
         time_inference(model, batch, 1, args.device)
     resident = None if before is None else cuda_memory_in_use(args.device) - before
     return Run(config, model, resident, first_iteration_s)
@@ -264,7 +265,8 @@ def measure_round(run, args, batch):
 
 def barrier(opt):
     """Wait until every rank gets here (NCCL: on this rank's GPU)."""
-    dist.barrier(device_ids=[opt.device.index] if opt.device.type == "cuda" else None)
+    device = opt.runtime.device
+    dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def measure_distributed_round(run, args, opt, batch):
@@ -369,9 +371,9 @@ def distributed_record(run, args, opt, rank_rates, baselines):
     total = sum(per_rank)
     single = (baselines or {}).get(workload(record))
     return {
-        **record, "world_size": opt.world_size, "backend": dist.get_backend(),
+        **record, "world_size": opt.runtime.world_size, "backend": opt.runtime.backend,
         "per_rank_img_s": per_rank, "per_rank_img_s_rounds": per_rank_rounds, "total_img_s": total,
-        "baseline_img_s": single, "efficiency": total / (opt.world_size * single) if single else None,
+        "baseline_img_s": single, "efficiency": total / (opt.runtime.world_size * single) if single else None,
         "torch": torch.__version__, "device_name": device_name(args.device), "threads": torch.get_num_threads(),
     }
 
@@ -457,8 +459,8 @@ def distributed_explanations(args, opt, records):
         baseline = (f"read from --baseline {args.baseline} for the same {', '.join(WORKLOAD_KEYS)}; unknown where "
                     "it holds no single-process line for them")
     lines = [f"per-process img/s: median over {args.rounds} round(s) of {args.iters} training iteration(s) on a batch "
-             f"of {args.batch_size}, timed by each of the {opt.world_size} processes between barriers (DDP, "
-             f"{dist.get_backend()})",
+             f"of {args.batch_size}, timed by each of the {opt.runtime.world_size} processes between barriers "
+             f"(DDP, {opt.runtime.backend})",
              "total img/s: their sum; efficiency: total / (processes x 1-process img/s), the 1-process img/s " + baseline,
              "under torchrun only training is timed: inference, FLOP counting, memory peaks and --peak are skipped"]
     if any(record["efficiency"] is None for record in records) and args.baseline is not None:
@@ -534,8 +536,8 @@ def benchmark_distributed(args, opt, configs, batch, baselines):
     for _ in range(args.rounds):
         for run in runs:
             measure_distributed_round(run, args, opt, batch)
-    rank_rates = gather_to_main([[run.train_rates for run in runs]])  # one list per rank, in rank order
-    if not opt.is_main:
+    rank_rates = opt.runtime.gather_to_main([[run.train_rates for run in runs]])  # one list per rank, in rank order
+    if not opt.runtime.is_main:
         return None
     records = [distributed_record(run, args, opt, [rates[index] for rates in rank_rates], baselines)
                for index, run in enumerate(runs)]
@@ -559,7 +561,7 @@ def publish(args, table, notes, records):
 
 @exit_on_user_error
 def main(argv=None):
-    quiet_unless_main()  # under torchrun only rank 0 prints
+    quiet_unless_main(Launch.from_environment())  # under torchrun only rank 0 prints
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -567,8 +569,8 @@ def main(argv=None):
     baselines = read_baselines(args.baseline) if args.baseline else None  # before any process waits for another
     with tempfile.TemporaryDirectory(prefix="benchmark-") as workdir:
         opt = parse_tool_options(args, workdir)
-        batch = make_batch(args, seed=opt.rank)
-        if opt.world_size == 1:
+        batch = make_batch(args, seed=opt.runtime.rank)
+        if not opt.runtime.distributed:
             if args.baseline:
                 raise UserError("--baseline compares a torchrun run with a single-process one; start the benchmark "
                                 "with torchrun or drop --baseline")
