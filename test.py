@@ -20,7 +20,6 @@ from metrics.report import REFERENCE, compute_metrics, report_lines, save_metric
 from models import checkpoint, create_model
 from options.base_options import architecture_summary, require_writable_folder
 from options.test_options import TestOptions
-from runtime import device
 from util.errors import exit_on_user_error
 from util.progress import progress_bar
 
@@ -52,14 +51,14 @@ def main(argv=None):
     print(model.describe_networks(opt.verbose))
     metric_names = parse_metric_names(opt.metrics)
     collector = MetricsCollector(metric_names, opt, model.visual_names) if metric_names else None
-    if opt.is_main:
+    if opt.runtime.is_main:
         options.save(opt)
     if opt.eval:
         model.eval()
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     names = result_names(dataset.dataset.folders)  # decided for all inputs: no two results share a name
     rows = []
-    with progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.is_main) as bar:
+    with progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
         for batch in dataset:
             model.set_input(batch)
             model.test()
@@ -69,7 +68,7 @@ def main(argv=None):
             for index, path in enumerate(model.get_image_paths()):
                 rows.append((path, write_result_images(webpage.image_dir, split_visuals(visuals, index), path,
                                                        opt.aspect_ratio, names.get(path))))
-            bar.update(len(model.get_image_paths()) * opt.world_size)
+            bar.update(len(model.get_image_paths()) * opt.runtime.world_size)
     metric_lines = evaluate_metrics(collector, metric_names, opt, web_dir) if collector else []
     write_page(webpage, rows, opt, metric_lines)
     print(f"results: {os.path.join(web_dir, 'index.html')}")
@@ -78,7 +77,7 @@ def main(argv=None):
 def evaluate_metrics(collector, names, opt, web_dir):
     """Compute the metrics from what `collector` kept; rank 0 prints them, writes metrics.json and
     returns the lines for the page (other ranks return [])."""
-    if opt.is_main and collector.inception and any(c.real == REFERENCE for c in collector.comparisons):
+    if opt.runtime.is_main and collector.inception and any(c.real == REFERENCE for c in collector.comparisons):
         collector.add_reference(create_dataset(single_folder_options(opt, opt.metrics_reference)))
     collected = collector.finish()
     if collected is None:
@@ -93,14 +92,14 @@ def evaluate_metrics(collector, names, opt, web_dir):
 def write_page(webpage, rows, opt, metric_lines=()):
     """Rank 0 writes the result page: the metric lines first, then every process's rows (in file
     order, each image once)."""
-    rows = device.gather_to_main(rows)
-    if not opt.is_main:
+    rows = opt.runtime.gather_to_main(rows)
+    if not opt.runtime.is_main:
         return
     if metric_lines:
         webpage.add_header("Quality metrics")
         for line in metric_lines:
             webpage.add_text(line)
-    if opt.world_size > 1:
+    if opt.runtime.distributed:
         rows = sorted(dict(rows).items())  # ranks took interleaved shares; padding repeated a few
     for _, row in rows:
         add_result_row(webpage, row, width=opt.display_winsize)

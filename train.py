@@ -26,7 +26,7 @@ from engine.visualizer import visualizer_for
 from models import checkpoint, create_model
 from options.base_options import architecture_summary
 from options.train_options import TrainOptions
-from runtime import device
+from runtime.runtime import runtime_of
 from util import atomic_files
 from util.errors import UserError, exit_on_user_error
 from util.log import logger
@@ -49,13 +49,14 @@ class Trainer:
     def __init__(self, opt, dataset, model, visualizer, progress, evaluator=None):
         self.opt, self.dataset, self.model, self.visualizer, self.progress = opt, dataset, model, visualizer, progress
         self.evaluator = evaluator
+        self.runtime = runtime_of(opt)
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.last_epoch = opt.n_epochs + opt.n_epochs_decay
         # Image count and epoch where the losses first stopped being finite; kept on the device (and
         # updated with Python scalars, which need no copy), so watching costs no synchronisation
         # until they are read at print and save time.
-        self.first_bad_image = torch.full((), -1, dtype=torch.long, device=opt.device)
-        self.first_bad_epoch = torch.full((), -1, dtype=torch.long, device=opt.device)
+        self.first_bad_image = torch.full((), -1, dtype=torch.long, device=self.runtime.device)
+        self.first_bad_epoch = torch.full((), -1, dtype=torch.long, device=self.runtime.device)
         self.first_iteration_timed = not opt.compile
 
     def watch_losses(self):
@@ -78,8 +79,9 @@ class Trainer:
         in one line and training goes on; the previous checkpoint stays intact either way."""
         self.check_losses()
         # Every rank has its own random streams and image pools; rank 0 writes them all.
-        other_ranks = device.gather_to_main([train_state.rank_state(self.model)])[1:] if self.opt.world_size > 1 else []
-        if not self.opt.is_main:
+        runtime = self.runtime
+        other_ranks = runtime.gather_to_main([train_state.rank_state(self.model)])[1:] if runtime.distributed else []
+        if not runtime.is_main:
             return  # every rank holds the same weights; rank 0 writes them
         try:
             train_state.save_checkpoint(self.model, self.progress, self.dataset, self.opt, numbered, other_ranks)
@@ -99,18 +101,18 @@ class Trainer:
 
     def train_epoch(self, stop):
         """Run (the rest of) the current epoch; False when stopped by a signal."""
-        opt, progress, model = self.opt, self.progress, self.model
+        runtime, progress, model = self.runtime, self.progress, self.model
         self.dataset.set_epoch(progress.epoch, progress.order, progress.epoch_iter)
         self.visualizer.reset()
         trained_now = False
         iter_data_time = time.time()
         with progress_bar(len(self.dataset), f"epoch {progress.epoch}/{self.last_epoch}",
-                          disable=not opt.is_main) as bar:
+                          disable=not runtime.is_main) as bar:
             bar.update(progress.epoch_iter)
             for batch in self.dataset:
                 iter_start = time.time()
                 # Images of this step over all processes (the same batch size on every rank).
-                step = len(next(value for key, value in batch.items() if key.endswith("_paths"))) * opt.world_size
+                step = len(next(value for key, value in batch.items() if key.endswith("_paths"))) * runtime.world_size
                 progress.total_iters += step
                 progress.epoch_iter = min(progress.epoch_iter + step, len(self.dataset))
                 model.set_input(batch)
@@ -125,7 +127,7 @@ class Trainer:
                 trained_now = True
                 self.after_iteration(step, iter_start, iter_start - iter_data_time, bar)
                 bar.update(step)
-                if device.all_ranks_agree(stop.requested is not None):
+                if runtime.all_ranks_agree(stop.requested is not None):
                     return False
                 iter_data_time = time.time()
         # Every epoch gets a row of visuals on the web page, even when display_freq was not reached.
@@ -187,7 +189,7 @@ class Trainer:
         if self.evaluator and self.opt.eval_unit == "epochs" and (epoch % self.opt.eval_freq == 0
                                                                    or epoch == self.last_epoch):
             self.evaluate()
-        mean_generator_loss = device.mean_over_ranks((progress.loss_sum / max(progress.batches, 1)).item())
+        mean_generator_loss = self.runtime.mean_over_ranks((progress.loss_sum / max(progress.batches, 1)).item())
         old_lr, new_lr = self.model.update_learning_rate(mean_generator_loss)
         progress.start_epoch(epoch + 1)
         if epoch % self.opt.save_epoch_freq == 0 or epoch == self.last_epoch:
@@ -219,7 +221,7 @@ def continue_run(opt, save_dir, model, dataset, state_file, state):
         return train_state.Progress(epoch=opt.epoch_count)
     if state_file == train_state.state_path(save_dir, train_state.LATEST):
         repair_weight_files(save_dir, state, opt)
-    progress = train_state.restore(model, state, opt.rank)
+    progress = train_state.restore(model, state, opt.runtime.rank)
     if state["data"]["dataset_len"] != len(dataset.dataset):
         logger.warning(f"the dataset changed size since the save ({state['data']['dataset_len']} -> "
                        f"{len(dataset.dataset)} images); this epoch continues in a new order")
@@ -232,7 +234,7 @@ def continue_run(opt, save_dir, model, dataset, state_file, state):
 def repair_weight_files(save_dir, state, opt):
     """Rank 0 makes the weights files agree with the state resumed from, and says what it changed
     (the other ranks read only the state)."""
-    if opt.is_main:
+    if opt.runtime.is_main:
         rewritten, removed = train_state.repair_weight_files(save_dir, state)
         for path in rewritten:
             print(f"rewrote {path} from the training state (a save was interrupted or the file damaged)")
@@ -244,8 +246,9 @@ def repair_weight_files(save_dir, state, opt):
 def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
+    runtime = opt.runtime
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    if opt.is_main:
+    if runtime.is_main:
         atomic_files.remove_stale_temporaries(save_dir)
     state_file, state = None, None
     if opt.continue_train:
@@ -254,14 +257,14 @@ def main(argv=None):
             train_state.check_same_architecture(state["options"], opt, state_file)
     dataset = create_dataset(opt, seed=state["data"]["seed"] if state else None)
     print(f"The number of training images = {len(dataset)}; batch size {opt.batch_size} per process x "
-          f"{opt.world_size} process(es) = {opt.batch_size * opt.world_size}")
+          f"{runtime.world_size} process(es) = {opt.batch_size * runtime.world_size}")
     evaluator = Evaluator(opt) if opt.eval_freq > 0 else None  # checks the evaluation images early
     model = create_model(opt)
     model.setup()
     progress = (continue_run(opt, save_dir, model, dataset, state_file, state) if opt.continue_train
                 else train_state.Progress(epoch=opt.epoch_count))
     print(model.describe_networks(opt.verbose))
-    if opt.is_main:
+    if runtime.is_main:
         options.save(opt)
         train_state.report_disk_plan(model, opt, progress, len(dataset))
     visualizer = visualizer_for(opt)

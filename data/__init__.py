@@ -63,10 +63,12 @@ def single_folder_options(opt, folder, target=True):
 
     target: read them with the target domain's channels (--output_nc), else the input's (--input_nc).
     """
+    from runtime.runtime import attach, runtime_of
     folder_opt = argparse.Namespace(**vars(opt))
     folder_opt.dataroot, folder_opt.dataset_mode = folder, "single"
     folder_opt.direction = "BtoA" if target else "AtoB"  # what makes `single` read output_nc or input_nc
-    folder_opt.max_dataset_size, folder_opt.world_size, folder_opt.rank = float("inf"), 1, 0
+    folder_opt.max_dataset_size = float("inf")
+    attach(folder_opt, runtime_of(opt).alone())
     return folder_opt
 
 
@@ -156,23 +158,27 @@ class DatasetLoader:
     before the first batch, see `_require_readable_folders`). With --preprocess none or scale_width at
     test time and batch_size > 1, images of different sizes cannot share a batch, so batches are formed
     from same-size images (in file order) and every image keeps its full resolution.
-    opt: options (dataset_mode, batch_size, serial_batches, num_threads, gpu_ids, max_dataset_size, ...);
-    seed: the run's data seed (default: --seed, else random).
+    opt: options (dataset_mode, batch_size, serial_batches, num_threads, max_dataset_size, ...; the
+    Runtime decides the share of each torchrun process and the pinned memory); seed: the run's data
+    seed (default: --seed, else random).
     """
 
     def __init__(self, opt, seed=None):
         import torch
         from torch.utils.data import DataLoader
+
+        from runtime.runtime import runtime_of
+        runtime = runtime_of(opt)
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
         self.dataset.validate()
         self.bad_images = set()
         self._require_readable_folders()
-        if opt.isTrain and opt.batch_size * getattr(opt, "world_size", 1) > len(self):
-            raise UserError(f"--batch_size {opt.batch_size} x {getattr(opt, 'world_size', 1)} process(es) is larger "
+        if opt.isTrain and opt.batch_size * runtime.world_size > len(self):
+            raise UserError(f"--batch_size {opt.batch_size} x {runtime.world_size} process(es) is larger "
                             f"than the dataset ({len(self)} images); use a smaller --batch_size, or add images")
         self.seed = seed if seed is not None else opt.seed if opt.seed is not None else secrets.randbits(63)
-        rank, world_size = getattr(opt, "rank", 0), getattr(opt, "world_size", 1)
+        rank, world_size = runtime.rank, runtime.world_size
         batch_size = opt.batch_size
         # Test images that keep their shapes are batched by size (training refuses mixed shapes instead).
         group_by_size = opt.preprocess not in CROP_MODES and not opt.isTrain and batch_size > 1
@@ -184,7 +190,7 @@ class DatasetLoader:
                                     rank, world_size, batch_size)
         num_workers = min(opt.num_threads, _usable_cpus())  # more workers than cores only adds contention
         # Its own generator keeps the loader from drawing on the global torch RNG, which training uses.
-        common = dict(num_workers=num_workers, pin_memory=bool(opt.gpu_ids), persistent_workers=num_workers > 0,
+        common = dict(num_workers=num_workers, pin_memory=runtime.pin_memory, persistent_workers=num_workers > 0,
                       collate_fn=collate_batch, generator=torch.Generator(), worker_init_fn=_ignore_stop_signals)
         if group_by_size and world_size == 1:
             batches = _size_grouped_batches(self.dataset, len(self), opt.batch_size)

@@ -76,7 +76,7 @@ class Evaluator:
     """Computes --metrics on the evaluation images and keeps the best weights of a training run.
 
     opt: training options (eval_freq, eval_unit, eval_dataroot, eval_phase, metrics, best_metric,
-    fid_weights, checkpoints_dir, name, continue_train, is_main, ...).
+    fid_weights, checkpoints_dir, name, continue_train, runtime, ...).
     """
 
     def __init__(self, opt):

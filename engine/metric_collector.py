@@ -14,7 +14,7 @@ from data.single_dataset import SingleDataset
 from metrics.inception import load_inception
 from metrics.registry import METRICS
 from metrics.report import BATCH_TRUTH, REFERENCE, SOURCE_OF, Collected, Comparison, library_versions
-from runtime import device
+from runtime.runtime import runtime_of
 from util.errors import UserError
 from util.util import tensor2im
 
@@ -207,7 +207,8 @@ class MetricsCollector:
 
     def finish(self):
         """Merge every process's share (rank 0 gets it all; others get None) and return `Collected`."""
-        shares = device.gather_to_main([(self.features, self.paired, self.inception_usage(), self.truth_gaps())])
+        share = (self.features, self.paired, self.inception_usage(), self.truth_gaps())
+        shares = runtime_of(self.opt).gather_to_main([share])
         if not shares:
             return None
         features, paired, gaps = {}, {}, {}

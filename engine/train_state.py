@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from models import checkpoint
+from runtime.runtime import options_without_runtime, runtime_of
 from util import atomic_files
 from util.errors import UserError
 from util.log import logger
@@ -82,8 +83,10 @@ def restore_rng_states(states):
 
 
 def plain_options(opt):
-    """The options as plain values (the device as text), fit for a weights_only file."""
-    return {key: str(value) if isinstance(value, torch.device) else value for key, value in vars(opt).items()}
+    """The options as plain values (the device as text; the Runtime object left out), fit for a
+    weights_only file."""
+    return {key: str(value) if isinstance(value, torch.device) else value
+            for key, value in options_without_runtime(opt).items()}
 
 
 def state_path(save_dir, prefix):
@@ -183,7 +186,7 @@ def estimate_save_sizes(model, opt):
                   for group in optimizer.param_groups)
     channels = max(opt.input_nc, opt.output_nc)
     pools = sum(pool.pool_size for pool in model.image_pools().values()) * channels * opt.crop_size ** 2 * 4
-    return weights, weights + moments + pools * opt.world_size
+    return weights, weights + moments + pools * runtime_of(opt).world_size
 
 
 def report_disk_plan(model, opt, progress, images_per_epoch):
@@ -330,14 +333,15 @@ def prune_checkpoints(save_dir, keep_last):
                     os.remove(path)
 
 
-def guard_existing_run(opt):
+def guard_existing_run(opt, launch):
     """Refuse to start a new run over an experiment that already has saved weights, unless the user
-    continues it (--continue_train) or asks to replace it (--overwrite: its files are moved aside)."""
+    continues it (--continue_train) or asks to replace it (--overwrite: its files are moved aside).
+    launch: this process's runtime.runtime.Launch."""
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     saved = checkpoint.saved_prefixes(save_dir) if os.path.isdir(save_dir) else []
     if not saved or opt.continue_train:
         return
-    if opt.overwrite and int(os.environ.get("RANK", "0")) != 0:
+    if opt.overwrite and not launch.is_main:
         return  # under torchrun, rank 0 alone moves the old files
     if not opt.overwrite:
         raise UserError(f"{save_dir} already holds a training run (saved: {', '.join(saved)}); pass --continue_train "

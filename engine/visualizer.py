@@ -20,6 +20,7 @@ from engine.html import IMAGE_FOLDER
 from engine.training_page import write_training_pages
 from engine.visdom_display import VisdomDisplay
 from metrics.report import report_values
+from runtime.runtime import runtime_of
 from util.errors import is_storage_error, write_error
 from util.log import logger
 from util.util import mkdirs, save_image, tensor2im
@@ -209,4 +210,4 @@ class SilentVisualizer:
 
 def visualizer_for(opt):
     """A Visualizer on rank 0 (or without torchrun), a SilentVisualizer on the other ranks."""
-    return Visualizer(opt) if getattr(opt, "is_main", True) else SilentVisualizer()
+    return Visualizer(opt) if runtime_of(opt).is_main else SilentVisualizer()

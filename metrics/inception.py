@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from runtime.device import float32_convolutions
+from runtime.runtime import runtime_of
 from util.errors import UserError
 
 INPUT_SIZE = 299
@@ -91,9 +93,7 @@ class InceptionFeatures:
         start = time.perf_counter()
         batch = torch.cat([self._prepare(picture) for picture in pictures])
         # Fixed float32 arithmetic: TF32 would change the numbers with the GPU.
-        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled,
-                                        benchmark=torch.backends.cudnn.benchmark,
-                                        deterministic=torch.backends.cudnn.deterministic, allow_tf32=False):
+        with float32_convolutions():
             rows = self.net(batch).reshape(len(pictures), -1).double().cpu().numpy()
         self.seconds += time.perf_counter() - start
         self.count += len(pictures)
@@ -110,5 +110,5 @@ class InceptionFeatures:
 
 
 def load_inception(opt):
-    """The FID Inception network of --fid_weights (or the packaged one) on opt.device."""
-    return InceptionFeatures(resolve_weights(opt.fid_weights), opt.device)
+    """The FID Inception network of --fid_weights (or the packaged one) on the run's device."""
+    return InceptionFeatures(resolve_weights(opt.fid_weights), runtime_of(opt).device)

@@ -11,7 +11,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from runtime import device
+from runtime.runtime import runtime_of
 
 from .checkpoint import unwrap
 from .discriminators import receptive_field
@@ -21,12 +21,14 @@ from .schedulers import get_scheduler
 
 
 class BaseModel(ABC):
-    """Shared machinery of all models; `opt` is the parsed options (opt.device says where to run)."""
+    """Shared machinery of all models; `opt` is the parsed options (its Runtime says where and in which
+    precision to run)."""
 
     def __init__(self, opt):
         self.opt = opt
         self.isTrain = opt.isTrain
-        self.device = opt.device
+        self.runtime = runtime_of(opt)
+        self.device = self.runtime.device
         self.loss_names = []
         self.model_names = []
         self.visual_names = []
@@ -87,15 +89,14 @@ class BaseModel(ABC):
 
     def autocast(self):
         """The mixed-precision context of --amp for forward passes and losses."""
-        return device.autocast(self.opt)
+        return self.runtime.autocast()
 
     def make_optimizer(self, parameters):
         """Adam with --lr and --beta1 (the fused kernel on CUDA), registered with its loss scaler."""
         opt = self.opt
-        optimizer = torch.optim.Adam(parameters, lr=opt.lr, betas=(opt.beta1, 0.999),
-                                     fused=True if self.device.type == "cuda" else None)
+        optimizer = torch.optim.Adam(parameters, lr=opt.lr, betas=(opt.beta1, 0.999), fused=self.runtime.fused_adam)
         self.optimizers.append(optimizer)
-        self.scalers.append(torch.amp.GradScaler(self.device.type, enabled=opt.amp == "fp16"))
+        self.scalers.append(torch.amp.GradScaler(self.device.type, enabled=self.runtime.needs_grad_scaler))
         return optimizer
 
     def scaler_of(self, optimizer):

@@ -4,6 +4,8 @@ import functools
 import torch
 import torch.nn as nn
 
+from runtime.runtime import group_place
+
 NORM_CHOICES = ("instance", "batch", "syncbatch", "none")
 
 
@@ -44,10 +46,10 @@ class CrossRankBatchNorm2d(nn.BatchNorm2d):
     do not change. Outside a process group it is plain batch norm."""
 
     def forward(self, x):
-        import torch.distributed as dist
-        if not (self.training and dist.is_available() and dist.is_initialized()):
+        place = group_place()
+        if not (self.training and place):
             return super().forward(x)
-        mean, var, total = cross_rank_statistics(x.float(), dist.get_rank(), dist.get_world_size())
+        mean, var, total = cross_rank_statistics(x.float(), *place)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1

@@ -1,7 +1,7 @@
 """Networks under torchrun: batch norm over all ranks and DistributedDataParallel wrapping."""
 import torch
 
-from runtime import device
+from runtime.runtime import runtime_of
 
 from .norms import to_cross_rank_batch_norm
 
@@ -11,16 +11,18 @@ def sync_batch_norm(net, opt):
     PyTorch's SyncBatchNorm on GPUs, our CrossRankBatchNorm2d elsewhere (SyncBatchNorm is GPU-only)
     and for --gan_mode wgangp, whose penalty differentiates twice through the norm (SyncBatchNorm's
     backward cannot be: "derivative for batch_norm_backward_elemt is not implemented")."""
-    if not (device.distributed() and opt.norm in ("batch", "syncbatch")):
+    runtime = runtime_of(opt)
+    if not (runtime.distributed and opt.norm in ("batch", "syncbatch")):
         return net
-    if opt.device.type == "cuda" and getattr(opt, "gan_mode", None) != "wgangp":
+    if runtime.device.type == "cuda" and getattr(opt, "gan_mode", None) != "wgangp":
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     return to_cross_rank_batch_norm(net)
 
 
 def data_parallel(net, opt):
     """Under torchrun, wrap `net` in DistributedDataParallel (gradients averaged over ranks)."""
-    if not device.distributed():
+    runtime = runtime_of(opt)
+    if not runtime.distributed:
         return net
-    device_ids = [opt.device.index] if opt.device.type == "cuda" else None
+    device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids)

@@ -21,7 +21,8 @@ from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
-from runtime.device import AMP_CHOICES, quiet_unless_main, setup_device
+from runtime.device import AMP_CHOICES
+from runtime.runtime import Launch, options_without_runtime, quiet_unless_main, start_runtime
 from util import atomic_files
 from util.errors import UserError
 from util.log import logger
@@ -98,7 +99,7 @@ def peek(parser, argv):
 def format_options(opt, parser):
     """The resolved options, one per line, with `[default: x]` after each changed value."""
     lines = ["----------------- Options ---------------"]
-    for key, value in sorted(vars(opt).items()):
+    for key, value in sorted(options_without_runtime(opt).items()):
         default = parser.get_default(key)
         comment = f"\t[default: {default}]" if key in parser._option_dests and value != default else ""
         lines.append(f"{key:>25}: {str(value):<30}{comment}")
@@ -301,8 +302,10 @@ class BaseOptions:
         return parser
 
     def parse(self, argv=None):
-        """Parse `argv` (default: sys.argv[1:]), print the options and return them (see `save`)."""
-        quiet_unless_main()
+        """Parse `argv` (default: sys.argv[1:]), print the options, start the run's Runtime (attached as
+        opt.runtime, see runtime.runtime) and return the options (see `save`)."""
+        self.launch = Launch.from_environment()  # known first: only rank 0 prints
+        quiet_unless_main(self.launch)
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = self.build_parser(argv)
         opt = parser.parse_args(argv)
@@ -323,9 +326,10 @@ class BaseOptions:
         print(self.text, end="")
         self.check_writable(opt)
         opt.smallest_image_side = smallest_image_side(opt)  # for data's check of uncropped images
-        setup_device(opt)
+        # --deterministic is a training flag: test.py has none.
+        runtime = start_runtime(opt, self.launch, deterministic=self.is_train and opt.deterministic)
         if opt.seed is not None:
-            seed_everything(opt.seed + opt.rank)  # ranks draw different numbers; DDP copies rank 0's initial weights
+            seed_everything(opt.seed + runtime.rank)  # ranks draw different numbers; DDP copies rank 0's initial weights
         return opt
 
     def finalize(self, opt, parser, explicit):

@@ -112,7 +112,7 @@ class TrainOptions(BaseOptions):
     def finalize(self, opt, parser, explicit):
         check_epochs(opt)
         finalize_evaluation(opt)
-        guard_existing_run(opt)
+        guard_existing_run(opt, self.launch)
 
 
 def check_epochs(opt):

@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.generators import GENERATOR_CHOICES  # noqa: E402  (the repository root is on the path only now)
-from runtime.device import AMP_CHOICES, quiet_unless_main  # noqa: E402
+from runtime.device import AMP_CHOICES  # noqa: E402
+from runtime.runtime import Launch, quiet_unless_main  # noqa: E402
 from scripts.benchmarks.configurations import configurations  # noqa: E402
 from scripts.benchmarks.report import publish  # noqa: E402
 from scripts.benchmarks.runs import make_batch, parse_tool_options  # noqa: E402
@@ -82,7 +83,7 @@ def parse_arguments(argv):
 
 @exit_on_user_error
 def main(argv=None):
-    quiet_unless_main()  # under torchrun only rank 0 prints
+    quiet_unless_main(Launch.from_environment())  # under torchrun only rank 0 prints
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,8 +91,8 @@ def main(argv=None):
     baselines = read_baselines(args.baseline) if args.baseline else None  # before any process waits for another
     with tempfile.TemporaryDirectory(prefix="benchmark-") as workdir:
         opt = parse_tool_options(args, workdir)
-        batch = make_batch(args, seed=opt.rank)
-        if opt.world_size == 1:
+        batch = make_batch(args, seed=opt.runtime.rank)
+        if not opt.runtime.distributed:
             if args.baseline:
                 raise UserError("--baseline compares a torchrun run with a single-process one; start the benchmark "
                                 "with torchrun or drop --baseline")

@@ -16,7 +16,7 @@ from torch import nn
 from conftest import REPO_ROOT, assert_identical, start_process, wait_for_stall, write_images
 from models import parallel
 from models.norms import CrossRankBatchNorm2d
-from runtime import device
+from runtime.runtime import Runtime
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
@@ -152,7 +152,7 @@ def test_cross_rank_batch_norm_equals_batch_norm_of_the_whole_batch(tmp_path):
 
 def test_wgangp_on_gpus_takes_the_batch_norm_it_can_differentiate_twice(monkeypatch):
     """SyncBatchNorm's backward has no derivative itself (pytorch#61222), which the penalty needs."""
-    monkeypatch.setattr(device, "distributed", lambda: True)
+    monkeypatch.setattr(Runtime, "distributed", True)
 
     def norm_under_torchrun(gan_mode):
         opt = argparse.Namespace(norm="batch", device=torch.device("cuda"), gan_mode=gan_mode)

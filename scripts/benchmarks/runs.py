@@ -12,7 +12,6 @@ import torch
 from models import create_model
 from options.base_options import seed_everything
 from options.train_options import TrainOptions
-from runtime.device import check_amp
 from scripts.benchmarks.configurations import Config
 from scripts.benchmarks.memory import cuda_memory_in_use
 from util.errors import UserError
@@ -52,8 +51,8 @@ def build_model(base_opt, config):
     base_opt: the parsed options, copied with the config's flags; UserError when the device cannot run it."""
     opt = copy.copy(base_opt)
     opt.amp, opt.channels_last, opt.compile = config.amp, config.channels_last, config.compile
-    check_amp(opt.amp, opt.device)  # the check option parsing makes for --amp
-    seed_everything(opt.seed + opt.rank)  # every configuration starts from the same weights, as a fresh parse would
+    opt.runtime = base_opt.runtime.with_amp(config.amp)  # checked as option parsing checks --amp
+    seed_everything(opt.seed + opt.runtime.rank)  # each configuration starts from the weights a fresh parse gives
     model = create_model(opt)
     model.setup()
     return model
@@ -112,7 +111,7 @@ def prepare(args, base_opt, config, batch):
         return None
     first_iteration_s = time_training(model, batch, 1, args.device)
     time_training(model, batch, args.warmup - 1, args.device)
-    if base_opt.world_size == 1:
+    if not base_opt.runtime.distributed:
         time_inference(model, batch, 1, args.device)
     resident = None if before is None else cuda_memory_in_use(args.device) - before
     return Run(config, model, resident, first_iteration_s)

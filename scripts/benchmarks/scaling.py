@@ -7,7 +7,6 @@ import statistics
 import torch
 import torch.distributed as dist
 
-from runtime.device import gather_to_main
 from scripts.benchmarks.report import aligned, device_name, settings_record
 from scripts.benchmarks.runs import prepared_runs, time_training
 from util.errors import UserError
@@ -18,7 +17,8 @@ WORKLOAD_KEYS = ("config", "model", "netG", "ngf", "ndf", "crop_size", "batch_si
 
 def barrier(opt):
     """Wait until every rank gets here (NCCL: on this rank's GPU)."""
-    dist.barrier(device_ids=[opt.device.index] if opt.device.type == "cuda" else None)
+    device = opt.runtime.device
+    dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def measure_distributed_round(run, args, opt, batch):
@@ -41,9 +41,9 @@ def distributed_record(run, args, opt, rank_rates, baselines):
     total = sum(per_rank)
     single = (baselines or {}).get(workload(record))
     return {
-        **record, "world_size": opt.world_size, "backend": dist.get_backend(),
+        **record, "world_size": opt.runtime.world_size, "backend": opt.runtime.backend,
         "per_rank_img_s": per_rank, "per_rank_img_s_rounds": per_rank_rounds, "total_img_s": total,
-        "baseline_img_s": single, "efficiency": total / (opt.world_size * single) if single else None,
+        "baseline_img_s": single, "efficiency": total / (opt.runtime.world_size * single) if single else None,
         "torch": torch.__version__, "device_name": device_name(args.device), "threads": torch.get_num_threads(),
     }
 
@@ -90,8 +90,8 @@ def distributed_explanations(args, opt, records):
         baseline = (f"read from --baseline {args.baseline} for the same {', '.join(WORKLOAD_KEYS)}; unknown where "
                     "it holds no single-process line for them")
     lines = [f"per-process img/s: median over {args.rounds} round(s) of {args.iters} training iteration(s) on a batch "
-             f"of {args.batch_size}, timed by each of the {opt.world_size} processes between barriers (DDP, "
-             f"{dist.get_backend()})",
+             f"of {args.batch_size}, timed by each of the {opt.runtime.world_size} processes between barriers "
+             f"(DDP, {opt.runtime.backend})",
              "total img/s: their sum; efficiency: total / (processes x 1-process img/s), the 1-process img/s " + baseline,
              "under torchrun only training is timed: inference, FLOP counting, memory peaks and --peak are skipped"]
     if any(record["efficiency"] is None for record in records) and args.baseline is not None:
@@ -107,8 +107,8 @@ def benchmark_distributed(args, opt, configs, batch, baselines):
     for _ in range(args.rounds):
         for run in runs:
             measure_distributed_round(run, args, opt, batch)
-    rank_rates = gather_to_main([[run.train_rates for run in runs]])  # one list per rank, in rank order
-    if not opt.is_main:
+    rank_rates = opt.runtime.gather_to_main([[run.train_rates for run in runs]])  # one list per rank, in rank order
+    if not opt.runtime.is_main:
         return None
     records = [distributed_record(run, args, opt, [rates[index] for rates in rank_rates], baselines)
                for index, run in enumerate(runs)]
