@@ -79,7 +79,7 @@ def test_mismatched_architecture_names_the_flags(tmp_path):
 def test_a_failing_set_of_files_keeps_every_old_file_and_leaves_no_temporaries(tmp_path):
     first, second = tmp_path / "latest_net_G.pth", tmp_path / "latest_state.pth"
     write_files([(str(first), {"w": torch.ones(2)}), (str(second), b"old state")])
-    with pytest.raises(pickle.PicklingError):
+    with pytest.raises((AttributeError, pickle.PicklingError)):  # pickle refuses a local lambda
         write_files([(str(first), {"w": torch.zeros(2)}), (str(second), {"w": lambda: None})])  # cannot be pickled
     assert torch.equal(torch.load(first)["w"], torch.ones(2)) and second.read_bytes() == b"old state"
     assert sorted(os.listdir(tmp_path)) == ["latest_net_G.pth", "latest_state.pth"]
