@@ -195,3 +195,13 @@ def apply_change(image, change):
     written out because TorchScript cannot read module-level floats.)
     """
     return torch.tanh(torch.atanh(image.clamp(-0.999, 0.999)) + change)
+
+
+def start_from_input(net):
+    """Make a `--residual_output` generator start as the identity: its last conv, which predicts the
+    change, starts at zero (models.initialization reads `initial_scale`). Left to the usual init, that
+    conv's output spreads about as widely as an image's values, and an untrained generator scores far
+    below its own input (12 dB against 26 dB of PSNR on a colour-grade task). Returns `net`."""
+    convs = [module for module in net.modules() if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))]
+    convs[-1].initial_scale = 0.0
+    return net

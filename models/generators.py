@@ -12,7 +12,15 @@ import torch.nn as nn
 
 from util.errors import UserError
 
-from .blocks import RESBLOCK_CHOICES, RESIDUAL_BLOCKS, UPSAMPLE_CHOICES, apply_change, residual_block, upsampling_layer
+from .blocks import (
+    RESBLOCK_CHOICES,
+    RESIDUAL_BLOCKS,
+    UPSAMPLE_CHOICES,
+    apply_change,
+    residual_block,
+    start_from_input,
+    upsampling_layer,
+)
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
 
@@ -171,6 +179,8 @@ def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, in
     else:
         raise ValueError(f"unknown generator {netG!r}; choose one of {', '.join(GENERATOR_CHOICES)}")
     net.option_flags = generator_option_flags(upsample, resblock, residual_output)
+    if residual_output:
+        start_from_input(net)
     return init_weights(net, init_type, init_gain)
 
 

@@ -55,7 +55,8 @@ def _init_weight(weight, init_type, gain, nonlinearity):
 
 def _init_layer(module, init_type, gain, nonlinearity):
     """Initialise one conv/linear layer; a weight-normalised one through its weight (which sets its
-    scale g and direction v); a layer with `initial_scale` (the gated block's gate) is scaled down."""
+    scale g and direction v); a layer with `initial_scale` is scaled by it (the gated block's gate: 0.1;
+    the last conv of a --residual_output generator: 0)."""
     scale = getattr(module, "initial_scale", 1.0)
     with torch.no_grad():
         if parametrize.is_parametrized(module, "weight"):

@@ -257,8 +257,9 @@ class BaseOptions:
                             "halves of ELU-conv3x3-ELU-conv3x3 to twice the width, weight-normalised, no --norm")
         g.add_argument("--residual_output", action="store_true",
                        help="the generator predicts a change to its input instead of a new image: output = "
-                            "tanh(atanh(input) + last layer), so it starts near the identity; helps tasks that keep "
-                            "the picture and change its colours or tones; needs --input_nc equal to --output_nc")
+                            "tanh(atanh(input) + last layer), whose weights start at 0, so an untrained generator "
+                            "returns its input; for tasks that keep the picture and change its colours or tones; "
+                            "needs --input_nc equal to --output_nc")
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),
                        help="how the dataset is laid out")
