@@ -32,7 +32,7 @@ from util.log import logger
 STATE_FORMAT = 2
 LATEST = "latest"
 STATE_SUFFIX = "_state.pth"
-# Flags that change the networks' parameters: a run cannot continue with other values.
+# Flags that change the networks (their parameters, or what they compute): a run cannot continue with other values.
 ARCHITECTURE_OPTIONS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "no_dropout",
                         "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS)
 _FREE_SPACE_MARGIN = 1.2  # estimate of a save's size times this, plus a fixed reserve
