@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from models import checkpoint
+from models.generators import GENERATOR_OPTION_DEFAULTS
 from runtime.runtime import options_without_runtime, runtime_of
 from util import atomic_files
 from util.errors import UserError
@@ -32,9 +33,9 @@ from util.log import logger
 STATE_FORMAT = 2
 LATEST = "latest"
 STATE_SUFFIX = "_state.pth"
-# Flags that change the networks' parameters: a run cannot continue with other values.
+# Flags that change the networks (their parameters, or what they compute): a run cannot continue with other values.
 ARCHITECTURE_OPTIONS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "no_dropout",
-                        "input_nc", "output_nc")
+                        "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS)
 _FREE_SPACE_MARGIN = 1.2  # estimate of a save's size times this, plus a fixed reserve
 _FREE_SPACE_RESERVE = 16 * 2 ** 20
 
@@ -273,6 +274,7 @@ def find_resume_state(save_dir, prefix):
 
 def check_same_architecture(saved_options, opt, path):
     """UserError naming every architecture flag that differs from the saved run's."""
+    saved_options = {**GENERATOR_OPTION_DEFAULTS, **saved_options}  # runs saved before these options had them
     differing = [name for name in ARCHITECTURE_OPTIONS if saved_options.get(name) != getattr(opt, name, None)]
     if differing:
         saved = " ".join(_as_flag(name, saved_options.get(name)) for name in differing)

@@ -215,8 +215,8 @@ class BaseModel(ABC):
         return OrderedDict((name, float(getattr(self, "loss_" + name).detach())) for name in self.loss_names)
 
     def describe_networks(self, verbose):
-        """One line per network with its parameter count (and receptive field for discriminators);
-        with verbose, each network's structure first."""
+        """One line per network with its parameter count (and receptive field for discriminators, the
+        options of ours a generator is built with); with verbose, each network's structure first."""
         lines = []
         for name, net in self.networks().items():
             if verbose:
@@ -225,6 +225,9 @@ class BaseModel(ABC):
             line = f"[Network {name}] Total number of parameters : {count / 1e6:.3f} M"
             if name.startswith("D"):
                 line += f", receptive field {receptive_field(net)}x{receptive_field(net)} pixels"
+            option_flags = getattr(unwrap(net), "option_flags", [])
+            if option_flags:
+                line += f", built with {' '.join(option_flags)}"
             lines.append(line)
         return "\n".join(lines)
 

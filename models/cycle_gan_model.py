@@ -14,7 +14,7 @@ from util.ranges import NumberRange
 
 from .base_model import BaseModel
 from .discriminators import define_D
-from .generators import define_G
+from .generators import define_G, generator_options
 from .image_pool import ImagePool
 from .losses import GANLoss, gradient_penalty, l1_loss
 
@@ -47,9 +47,9 @@ class CycleGANModel(BaseModel):
                             f"({opt.output_nc}); make them equal or pass --lambda_identity 0")
         dropout = not opt.no_dropout
         self.netG_A = self.build_network(define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                                  dropout, opt.init_type, opt.init_gain))
+                                                  dropout, opt.init_type, opt.init_gain, **generator_options(opt)))
         self.netG_B = self.build_network(define_G(opt.output_nc, opt.input_nc, opt.ngf, opt.netG, opt.norm,
-                                                  dropout, opt.init_type, opt.init_gain))
+                                                  dropout, opt.init_type, opt.init_gain, **generator_options(opt)))
         if self.isTrain:
             self.netD_A = self.build_network(define_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.norm,
                                                       opt.init_type, opt.init_gain))

@@ -1,63 +1,68 @@
-"""Generators chosen by `--netG`: ResNet (6 or 9 blocks) and U-Net (128 or 256).
+"""Generators chosen by `--netG`: ResNet (6 or 9 blocks) and U-Net (128 or 256), with the choices of
+`--upsample`, `--resblock` and `--residual_output` (their layers live in models/blocks.py).
 
-Module and parameter names follow the original tool exactly (`model.1.weight`,
+With the default choices, module and parameter names follow the original tool exactly (`model.1.weight`,
 `model.10.conv_block.1.weight`, `model.model.1.model.3...`), so its checkpoints load unchanged.
 Each generator tells, as `size_multiple`, what image sides it can take without shape errors.
 """
+import re
+
 import torch
 import torch.nn as nn
 
+from util.errors import UserError
+
+from .blocks import (
+    RESBLOCK_CHOICES,
+    RESIDUAL_BLOCKS,
+    UPSAMPLE_CHOICES,
+    apply_change,
+    residual_block,
+    start_from_input,
+    upsampling_layer,
+)
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
 
 GENERATOR_CHOICES = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
-
-
-class ResnetBlock(nn.Module):
-    """x + F(x), where F is pad-conv3x3-norm-ReLU-[dropout]-pad-conv3x3-norm at a fixed width.
-
-    dim: channels; norm_layer: norm factory; use_dropout: Dropout(0.5) between the convs;
-    use_bias: whether the convs carry a bias.
-    """
-
-    def __init__(self, dim, norm_layer, use_dropout, use_bias):
-        super().__init__()
-        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim), nn.ReLU(True)]
-        if use_dropout:
-            layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(dim)]
-        self.conv_block = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return x + self.conv_block(x)
+# The generator options of ours beyond the original tool's, with their defaults (the original networks).
+GENERATOR_OPTION_DEFAULTS = {"upsample": "transpose", "resblock": "original", "residual_output": False}
 
 
 class ResnetGenerator(nn.Module):
-    """Encoder (7x7 conv, two stride-2 convs), n_blocks ResNet blocks at 4*ngf, decoder, Tanh.
+    """Encoder (7x7 conv, two stride-2 convs), n_blocks residual blocks at 4*ngf, decoder, Tanh.
 
     input_nc/output_nc: image channels; ngf: width of the first layer; norm_layer: norm factory;
-    use_dropout: dropout inside the blocks; n_blocks: number of ResNet blocks.
+    use_dropout: dropout inside the blocks; n_blocks: number of residual blocks; upsample: the
+    decoder's x2 layers (UPSAMPLE_CHOICES); resblock: the kind of block (RESBLOCK_CHOICES);
+    residual_output: the last conv predicts a change to the input (blocks.apply_change) instead of
+    the image.
     """
 
     size_multiple = 4  # two stride-2 downsamplings
 
-    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6):
+    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
+                 upsample="transpose", resblock="original", residual_output=False):
         super().__init__()
+        self.residual_output = residual_output
         use_bias = uses_bias(norm_layer)
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
         for i in range(2):
             width = ngf * 2 ** i
             layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=use_bias),
                        norm_layer(width * 2), nn.ReLU(True)]
-        layers += [ResnetBlock(ngf * 4, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
+        layers += [residual_block(resblock, ngf * 4, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
         for i in range(2):
             width = ngf * 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias),
-                       norm_layer(width // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+            layers += [upsampling_layer(upsample, width, width // 2, 3, use_bias), norm_layer(width // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7)]
+        if not residual_output:
+            layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
+        if self.residual_output:
+            return apply_change(x, self.model(x))
         return self.model(x)
 
 
@@ -66,24 +71,25 @@ class UnetSkipConnectionBlock(nn.Module):
 
     outer_nc/inner_nc: channels outside/inside this level; input_nc: channels of the input (default
     outer_nc); submodule: the next inner level; outermost/innermost: the first/last level;
-    norm_layer: norm factory; use_dropout: Dropout(0.5) after the upsampling.
+    norm_layer: norm factory; use_dropout: Dropout(0.5) after the upsampling; upsample: the kind of
+    x2 layer (UPSAMPLE_CHOICES); final_tanh: whether the outermost level ends in Tanh.
     """
 
     def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False,
-                 norm_layer=nn.BatchNorm2d, use_dropout=False):
+                 norm_layer=nn.BatchNorm2d, use_dropout=False, upsample="transpose", final_tanh=True):
         super().__init__()
         self.outermost = outermost
         use_bias = uses_bias(norm_layer)
         input_nc = outer_nc if input_nc is None else input_nc
         down_conv = nn.Conv2d(input_nc, inner_nc, 4, stride=2, padding=1, bias=use_bias)
         if outermost:
-            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1)
-            layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
+            up_conv = upsampling_layer(upsample, inner_nc * 2, outer_nc, 4, True)
+            layers = [down_conv, submodule, nn.ReLU(True), up_conv] + ([nn.Tanh()] if final_tanh else [])
         elif innermost:
-            up_conv = nn.ConvTranspose2d(inner_nc, outer_nc, 4, stride=2, padding=1, bias=use_bias)
+            up_conv = upsampling_layer(upsample, inner_nc, outer_nc, 4, use_bias)
             layers = [nn.LeakyReLU(0.2, True), down_conv, nn.ReLU(True), up_conv, norm_layer(outer_nc)]
         else:
-            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1, bias=use_bias)
+            up_conv = upsampling_layer(upsample, inner_nc * 2, outer_nc, 4, use_bias)
             layers = [nn.LeakyReLU(0.2, True), down_conv, norm_layer(inner_nc), submodule,
                       nn.ReLU(True), up_conv, norm_layer(outer_nc)]
             if use_dropout:
@@ -100,49 +106,99 @@ class UnetGenerator(nn.Module):
     """U-Net with `num_downs` stride-2 levels (7: 128x128 bottleneck 1x1, 8: 256x256).
 
     input_nc/output_nc: image channels; num_downs: number of downsamplings; ngf: width of the
-    outermost level; norm_layer: norm factory; use_dropout: dropout in the inner 8*ngf levels.
+    outermost level; norm_layer: norm factory; use_dropout: dropout in the inner 8*ngf levels;
+    upsample and residual_output: as for ResnetGenerator.
     """
 
-    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False):
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
+                 upsample="transpose", residual_output=False):
         super().__init__()
         self.size_multiple = 2 ** num_downs
-        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm_layer=norm_layer)
+        self.residual_output = residual_output
+        shared = dict(norm_layer=norm_layer, upsample=upsample)
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **shared)
         for _ in range(num_downs - 5):
-            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm_layer=norm_layer,
-                                            use_dropout=use_dropout)
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **shared)
         for outer in (4, 2, 1):
-            block = UnetSkipConnectionBlock(ngf * outer, ngf * outer * 2, submodule=block, norm_layer=norm_layer)
-        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block,
-                                             outermost=True, norm_layer=norm_layer)
+            block = UnetSkipConnectionBlock(ngf * outer, ngf * outer * 2, submodule=block, **shared)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
+                                             final_tanh=not residual_output, **shared)
 
     def forward(self, x):
+        if self.residual_output:
+            return apply_change(x, self.model(x))
         return self.model(x)
 
 
-def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02):
-    """Build and initialise the generator named `netG` (one of GENERATOR_CHOICES)."""
+def generator_options(opt):
+    """The GENERATOR_OPTION_DEFAULTS options of `opt` (parsed options; missing ones at their defaults),
+    as keyword arguments of define_G."""
+    return {name: getattr(opt, name, default) for name, default in GENERATOR_OPTION_DEFAULTS.items()}
+
+
+def generator_option_flags(upsample="transpose", resblock="original", residual_output=False):
+    """The generator options that differ from their defaults, as a user types them, e.g.
+    ['--resblock gated', '--residual_output'] (empty for the original networks)."""
+    flags = [f"--{name} {value}" for name, value in (("resblock", resblock), ("upsample", upsample))
+             if value != GENERATOR_OPTION_DEFAULTS[name]]
+    return flags + (["--residual_output"] if residual_output else [])
+
+
+def check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output):
+    """UserError when the generator options do not fit the generator or the channels (ValueError for
+    names outside the choices, which the option parser already refuses)."""
+    if upsample not in UPSAMPLE_CHOICES:
+        raise ValueError(f"unknown upsampling {upsample!r}; choose one of {', '.join(UPSAMPLE_CHOICES)}")
+    if resblock not in RESBLOCK_CHOICES:
+        raise ValueError(f"unknown residual block {resblock!r}; choose one of {', '.join(RESBLOCK_CHOICES)}")
+    if resblock != "original" and not netG.startswith("resnet"):
+        raise UserError(f"--resblock {resblock} applies to the ResNet generators only, not --netG {netG}; "
+                        "use --netG resnet_9blocks or resnet_6blocks, or leave out --resblock")
+    if residual_output and input_nc != output_nc:
+        raise UserError(f"--residual_output adds the generator's output to its input, so it needs as many input "
+                        f"as output channels (here {input_nc} -> {output_nc}); leave out --residual_output "
+                        "or make --input_nc and --output_nc equal")
+
+
+def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02,
+             upsample="transpose", resblock="original", residual_output=False):
+    """Build and initialise the generator named `netG` (one of GENERATOR_CHOICES).
+
+    upsample, resblock, residual_output: see ResnetGenerator (the U-Nets take the original block only).
+    The network's `option_flags` names the options that differ from the original's (for summaries).
+    """
+    check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output)
     norm_layer = get_norm_layer(norm)
     if netG in ("resnet_9blocks", "resnet_6blocks"):
         n_blocks = 9 if netG == "resnet_9blocks" else 6
-        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks)
+        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks, upsample, resblock,
+                              residual_output)
     elif netG in ("unet_256", "unet_128"):
         num_downs = 8 if netG == "unet_256" else 7
-        net = UnetGenerator(input_nc, output_nc, num_downs, ngf, norm_layer, use_dropout)
+        net = UnetGenerator(input_nc, output_nc, num_downs, ngf, norm_layer, use_dropout, upsample, residual_output)
     else:
         raise ValueError(f"unknown generator {netG!r}; choose one of {', '.join(GENERATOR_CHOICES)}")
+    net.option_flags = generator_option_flags(upsample, resblock, residual_output)
+    if residual_output:
+        start_from_input(net)
     return init_weights(net, init_type, init_gain)
 
 
 def infer_generator_flags(state_dict):
-    """The --netG --ngf --norm [--no_dropout] flags a generator state_dict was saved with, as text
-    (None when the keys are not those of a generator of ours or of the original tool)."""
+    """The --netG --ngf --norm [--resblock --upsample] [--no_dropout] flags a generator state_dict was
+    saved with, as text (None when the keys are not those of a generator of ours or of the original
+    tool). --residual_output holds no parameters, so the file cannot tell it."""
     keys = set(state_dict)
-    if "model.1.weight" in keys and any(".conv_block." in key for key in keys):
+    block = next((cls for cls in RESIDUAL_BLOCKS.values() if any(f".{cls.branch}." in key for key in keys)), None)
+    options = {"upsample": "resize" if any(key.endswith(".conv.weight") for key in keys) else "transpose"}
+    if "model.1.weight" in keys and block is not None:
         ngf = state_dict["model.1.weight"].shape[0]
-        blocks = {key.split(".")[1] for key in keys if ".conv_block." in key}
+        blocks = {key.split(".")[1] for key in keys if f".{block.branch}." in key}
         net_g = f"resnet_{len(blocks)}blocks"
-        # With dropout the second conv of a block moves from index 5 to 6 (index 6 is a norm otherwise).
-        dropout = any(key.endswith("conv_block.6.weight") and state_dict[key].dim() == 4 for key in keys)
+        options["resblock"] = next(kind for kind, cls in RESIDUAL_BLOCKS.items() if cls is block)
+        # Dropout holds no parameters but moves the branch's last conv (a 4-d weight) one place up.
+        after_dropout = re.compile(rf"\.{block.branch}\.{block.last_conv + 1}\.")
+        dropout = any(after_dropout.search(key) and state_dict[key].dim() == 4 for key in keys)
         norm_key, bias_key = "model.2.weight", "model.1.bias"
     elif "model.model.0.weight" in keys:
         ngf = state_dict["model.model.0.weight"].shape[0]
@@ -152,7 +208,8 @@ def infer_generator_flags(state_dict):
     else:
         return None
     norm = "batch" if norm_key in keys else "instance" if bias_key in keys else "none"
-    return f"--netG {net_g} --ngf {ngf} --norm {norm}" + (" (without --no_dropout)" if dropout else "")
+    flags = [f"--netG {net_g}", f"--ngf {ngf}", f"--norm {norm}", *generator_option_flags(**options)]
+    return " ".join(flags) + (" (without --no_dropout)" if dropout else "")
 
 
 def smallest_input_side(netG):

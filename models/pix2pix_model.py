@@ -9,7 +9,7 @@ from util.ranges import NumberRange
 
 from .base_model import BaseModel
 from .discriminators import define_D
-from .generators import define_G
+from .generators import define_G, generator_options
 from .losses import GANLoss, gradient_penalty, l1_loss
 
 
@@ -31,7 +31,8 @@ class Pix2PixModel(BaseModel):
         self.visual_names = ["real_A", "fake_B", "real_B"]
         self.model_names = ["G", "D"] if self.isTrain else ["G"]
         self.netG = self.build_network(define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                                not opt.no_dropout, opt.init_type, opt.init_gain))
+                                                not opt.no_dropout, opt.init_type, opt.init_gain,
+                                                **generator_options(opt)))
         if self.isTrain:
             self.netD = self.build_network(define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
                                                     opt.norm, opt.init_type, opt.init_gain))

@@ -18,7 +18,7 @@ This example learns a direct mapping A -> B on paired data with an L1 loss only 
 from util.ranges import NumberRange
 
 from .base_model import BaseModel
-from .generators import define_G
+from .generators import define_G, generator_options
 from .losses import l1_loss
 
 
@@ -40,7 +40,8 @@ class TemplateModel(BaseModel):
         self.visual_names = ["data_A", "output", "data_B"]  # shown on the web page and in visdom
         self.model_names = ["G"]  # saved as <epoch>_net_G.pth, the attribute is self.netG
         self.netG = self.build_network(define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                                not opt.no_dropout, opt.init_type, opt.init_gain))
+                                                not opt.no_dropout, opt.init_type, opt.init_gain,
+                                                **generator_options(opt)))
         if self.isTrain:
             # Adam with --lr/--beta1, registered for schedules, checkpoints and --amp loss scaling.
             self.optimizer = self.make_optimizer(self.netG.parameters())

@@ -6,7 +6,7 @@ G_A of a CycleGAN experiment. Reads single images (dataset_mode single); test.py
 from util.errors import UserError
 
 from .base_model import BaseModel
-from .generators import define_G
+from .generators import define_G, generator_options
 
 
 class TestModel(BaseModel):
@@ -26,7 +26,7 @@ class TestModel(BaseModel):
         self.visual_names = ["real", "fake"]
         self.model_names = ["G" + opt.model_suffix]
         net = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout,
-                       opt.init_type, opt.init_gain)
+                       opt.init_type, opt.init_gain, **generator_options(opt))
         setattr(self, "netG" + opt.model_suffix, self.build_network(net))
 
     def set_input(self, batch):

@@ -17,8 +17,9 @@ import data
 import models
 from metrics.registry import METRICS, parse_metric_names
 from models import discriminators, generators
+from models.blocks import RESBLOCK_CHOICES, UPSAMPLE_CHOICES
 from models.discriminators import DISCRIMINATOR_CHOICES
-from models.generators import GENERATOR_CHOICES
+from models.generators import GENERATOR_CHOICES, GENERATOR_OPTION_DEFAULTS, generator_option_flags, generator_options
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
 from runtime.device import AMP_CHOICES
@@ -35,10 +36,10 @@ MAX_IMAGE_SIDE = 16384
 # Longest --dist_timeout (about 31 years): larger values overflow torch.distributed's time types.
 MAX_TIMEOUT_SECONDS = 10 ** 9
 
-# Flags that decide a generator's parameter shapes: read back from train_opt.txt at test time. (Test
-# time builds generators only; --init_type/--init_gain do not shape them, the loaded weights replace
-# their values.)
-ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc")
+# Flags that decide a generator's parameter shapes (or, --residual_output, its computation): read back
+# from train_opt.txt at test time. (Test time builds generators only; --init_type/--init_gain do not
+# shape them, the loaded weights replace their values.)
+ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS)
 
 
 class DeprecatedAlias(argparse.Action):
@@ -139,6 +140,7 @@ def architecture_summary(opt):
              f"--input_nc {opt.input_nc}", f"--output_nc {opt.output_nc}"]
     if opt.no_dropout:
         flags.append("--no_dropout")
+    flags += generator_option_flags(**generator_options(opt))
     if opt.isTrain:
         flags += [f"--netD {opt.netD}", f"--ndf {opt.ndf}", f"--n_layers_D {opt.n_layers_D}"]
     return " ".join(flags)
@@ -238,10 +240,27 @@ class BaseOptions:
         g.add_argument("--n_layers_D", type=NumberRange(int, minimum=1), default=3,
                        help="number of stride-2 layers of the n_layers discriminator")
         g.add_argument("--norm", type=str, default="instance", choices=NORM_CHOICES, help="normalisation layers")
-        g.add_argument("--init_type", type=str, default="normal", choices=INIT_CHOICES, help="network initialisation")
+        g.add_argument("--init_type", type=str, default="normal", choices=INIT_CHOICES,
+                       help="network initialisation; xavier_uniform and kaiming_uniform scale each layer by the gain "
+                            "of the nonlinearity that follows it (relu, leaky_relu 0.2, tanh; 1 where none follows)")
         g.add_argument("--init_gain", type=NumberRange(float, above=0), default=0.02,
                        help="scaling factor for normal, xavier and orthogonal init")
         g.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+        g.add_argument("--upsample", type=str, default=GENERATOR_OPTION_DEFAULTS["upsample"], choices=UPSAMPLE_CHOICES,
+                       help="how the generator doubles the image size: transpose = strided transposed convolutions "
+                            "(the original; they can leave a checkerboard pattern), resize = nearest-neighbour x2 "
+                            "enlargement then a 3x3 convolution (no checkerboard)")
+        g.add_argument("--resblock", type=str, default=GENERATOR_OPTION_DEFAULTS["resblock"], choices=RESBLOCK_CHOICES,
+                       help="residual blocks of the resnet generators: original = x + (conv3x3-norm-ReLU-conv3x3-norm); "
+                            "basic = ResNet's BasicBlock, the same with a ReLU after the addition; bottleneck = "
+                            "ResNet's Bottleneck, conv1x1 to a quarter of the width, conv3x3, conv1x1 back (per block about "
+                            "17 times fewer parameters); gated = PixelSNAIL's block, x + a * sigmoid(b) with a, b the "
+                            "halves of ELU-conv3x3-ELU-conv3x3 to twice the width, weight-normalised, no --norm")
+        g.add_argument("--residual_output", action="store_true",
+                       help="the generator predicts a change to its input instead of a new image: output = "
+                            "tanh(atanh(input) + last layer), whose weights start at 0, so an untrained generator "
+                            "returns its input; for tasks that keep the picture and change its colours or tones; "
+                            "needs --input_nc equal to --output_nc")
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),
                        help="how the dataset is laid out")

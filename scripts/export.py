@@ -24,8 +24,15 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from models.blocks import RESBLOCK_CHOICES, UPSAMPLE_CHOICES, fold_weight_norm  # noqa: E402
 from models.checkpoint import checkpoint_path, load_network, saved_prefixes  # noqa: E402
-from models.generators import GENERATOR_CHOICES, define_G  # noqa: E402
+from models.generators import (  # noqa: E402
+    GENERATOR_CHOICES,
+    GENERATOR_OPTION_DEFAULTS,
+    define_G,
+    generator_option_flags,
+    generator_options,
+)
 from models.norms import NORM_CHOICES  # noqa: E402
 from options.base_options import read_saved_options  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
@@ -37,7 +44,7 @@ ONNX_PACKAGES = "pip install onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Architecture flags and their defaults when neither the command line nor train_opt.txt has them.
 ARCHITECTURE_DEFAULTS = {"netG": "resnet_9blocks", "ngf": 64, "norm": "instance", "no_dropout": False,
-                         "input_nc": 3, "output_nc": 3}
+                         "input_nc": 3, "output_nc": 3, **GENERATOR_OPTION_DEFAULTS}
 
 
 class PaddedGenerator(nn.Module):
@@ -72,6 +79,10 @@ def parse_args(argv=None):
     parser.add_argument("--no_dropout", action="store_true", default=None, help="no dropout in the generator")
     parser.add_argument("--input_nc", type=int, default=None, help="input image channels")
     parser.add_argument("--output_nc", type=int, default=None, help="output image channels")
+    parser.add_argument("--upsample", default=None, choices=UPSAMPLE_CHOICES, help="the generator's x2 upsampling")
+    parser.add_argument("--resblock", default=None, choices=RESBLOCK_CHOICES, help="the resnet generator's blocks")
+    parser.add_argument("--residual_output", action="store_true", default=None,
+                        help="the generator predicts a change to its input")
     parser.add_argument("--formats", default="torchscript,onnx", help="comma-separated: torchscript, onnx")
     parser.add_argument("--out", default="./exported", help="folder for the exported files")
     parser.add_argument("--sample_images", nargs="*", default=[],
@@ -104,11 +115,14 @@ def find_checkpoint(opt):
 
 
 def build_generator(opt, path):
-    """The generator of `opt`'s flags with the weights of `path`, wrapped to take any size, in eval mode."""
-    net = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout)
-    hint = f"--netG {opt.netG} --ngf {opt.ngf} --norm {opt.norm}" + (" --no_dropout" if opt.no_dropout else "")
+    """The generator of `opt`'s flags with the weights of `path`, wrapped to take any size, in eval mode
+    (weight normalisation folded into plain weights, which TorchScript can run)."""
+    options = generator_options(opt)
+    net = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout, **options)
+    flags = [f"--netG {opt.netG} --ngf {opt.ngf} --norm {opt.norm}"] + (["--no_dropout"] if opt.no_dropout else [])
+    hint = " ".join(flags + generator_option_flags(**options))
     load_network(net, path, hint)
-    return PaddedGenerator(net, net.size_multiple).eval()
+    return PaddedGenerator(fold_weight_norm(net), net.size_multiple).eval()
 
 
 def image_files(sources):

@@ -105,7 +105,9 @@ def test_init_types(init_type):
     std = conv.weight.std().item()
     fan_in, fan_out = 64 * 9, 64 * 9
     expected = {"normal": 0.02, "xavier": 0.02 * (2.0 / (fan_in + fan_out)) ** 0.5,
-                "kaiming": (2.0 / fan_in) ** 0.5, "orthogonal": None}[init_type]
+                "kaiming": (2.0 / fan_in) ** 0.5, "orthogonal": None,
+                # No nonlinearity follows the conv here: gain 1 (tests/test_generator_options.py tries others).
+                "xavier_uniform": (2.0 / (fan_in + fan_out)) ** 0.5, "kaiming_uniform": fan_in ** -0.5}[init_type]
     if expected is not None:
         assert std == pytest.approx(expected, rel=0.05)
     else:
