@@ -32,6 +32,7 @@ class BaseModel(ABC):
         self.visual_names = []
         self.optimizers = []
         self.scalers = []  # one loss scaler per optimiser (active for --amp fp16 only)
+        self.steps_taken = []  # steps of each optimiser so far (lazy regularisers count them)
         self.schedulers = []
         self.image_paths = []
 
@@ -96,11 +97,16 @@ class BaseModel(ABC):
                                      fused=True if self.device.type == "cuda" else None)
         self.optimizers.append(optimizer)
         self.scalers.append(torch.amp.GradScaler(self.device.type, enabled=opt.amp == "fp16"))
+        self.steps_taken.append(0)
         return optimizer
 
     def scaler_of(self, optimizer):
         """The loss scaler that goes with `optimizer`."""
         return self.scalers[self.optimizers.index(optimizer)]
+
+    def steps_of(self, optimizer):
+        """How many steps `optimizer` has taken in the run (resumed runs included)."""
+        return self.steps_taken[self.optimizers.index(optimizer)]
 
     def backward(self, loss, optimizer):
         """Back-propagate `loss` for `optimizer` (scaled under --amp fp16)."""
@@ -111,6 +117,7 @@ class BaseModel(ABC):
         scaler = self.scaler_of(optimizer)
         scaler.step(optimizer)
         scaler.update()
+        self.steps_taken[self.optimizers.index(optimizer)] += 1
 
     def networks(self):
         """OrderedDict name -> network, in `model_names` order (G_A, G_B, D_A, D_B for CycleGAN)."""
@@ -126,12 +133,14 @@ class BaseModel(ABC):
         return {name: value for name, value in sorted(vars(self).items()) if isinstance(value, ImagePool)}
 
     def training_state(self):
-        """Everything of the model a resumed run needs: networks, optimisers, schedulers, image pools."""
+        """Everything of the model a resumed run needs: networks, optimisers, schedulers, step counts,
+        image pools."""
         return {
             "networks": {name: unwrap(net).state_dict() for name, net in self.networks().items()},
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "scalers": [scaler.state_dict() for scaler in self.scalers],
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+            "steps_taken": list(self.steps_taken),
             "pools": self.pool_states(),
         }
 
@@ -156,6 +165,7 @@ class BaseModel(ABC):
                 scaler.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
+        self.steps_taken = list(state.get("steps_taken", self.steps_taken))  # states saved before it: 0
 
     def train(self):
         """Put every network in training mode."""
