@@ -35,7 +35,10 @@ LATEST = "latest"
 STATE_SUFFIX = "_state.pth"
 # Flags that change the networks (their parameters, or what they compute): a run cannot continue with other values.
 ARCHITECTURE_OPTIONS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "no_dropout",
-                        "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS)
+                        "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS, "spectral_norm")
+# The value of an architecture option in runs without it (saved before it existed, or of a model
+# that has no such flag): its default.
+ARCHITECTURE_DEFAULTS = {**GENERATOR_OPTION_DEFAULTS, "spectral_norm": False}
 _FREE_SPACE_MARGIN = 1.2  # estimate of a save's size times this, plus a fixed reserve
 _FREE_SPACE_RESERVE = 16 * 2 ** 20
 
@@ -274,11 +277,11 @@ def find_resume_state(save_dir, prefix):
 
 def check_same_architecture(saved_options, opt, path):
     """UserError naming every architecture flag that differs from the saved run's."""
-    saved_options = {**GENERATOR_OPTION_DEFAULTS, **saved_options}  # runs saved before these options had them
-    differing = [name for name in ARCHITECTURE_OPTIONS if saved_options.get(name) != getattr(opt, name, None)]
+    saved_options, options = {**ARCHITECTURE_DEFAULTS, **saved_options}, {**ARCHITECTURE_DEFAULTS, **vars(opt)}
+    differing = [name for name in ARCHITECTURE_OPTIONS if saved_options.get(name) != options.get(name)]
     if differing:
         saved = " ".join(_as_flag(name, saved_options.get(name)) for name in differing)
-        given = " ".join(_as_flag(name, getattr(opt, name, None)) for name in differing)
+        given = " ".join(_as_flag(name, options.get(name)) for name in differing)
         raise UserError(f"{path} was trained with {saved}, not {given}; repeat the saved flags to continue it, "
                         "or start a new run with another --name")
 

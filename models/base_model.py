@@ -34,6 +34,7 @@ class BaseModel(ABC):
         self.visual_names = []
         self.optimizers = []
         self.scalers = []  # one loss scaler per optimiser (active for --amp fp16 only)
+        self.steps_taken = []  # steps of each optimiser so far (lazy regularisers count them)
         self.schedulers = []
         self.image_paths = []
 
@@ -97,11 +98,16 @@ class BaseModel(ABC):
         optimizer = torch.optim.Adam(parameters, lr=opt.lr, betas=(opt.beta1, 0.999), fused=self.runtime.fused_adam)
         self.optimizers.append(optimizer)
         self.scalers.append(torch.amp.GradScaler(self.device.type, enabled=self.runtime.needs_grad_scaler))
+        self.steps_taken.append(0)
         return optimizer
 
     def scaler_of(self, optimizer):
         """The loss scaler that goes with `optimizer`."""
         return self.scalers[self.optimizers.index(optimizer)]
+
+    def steps_of(self, optimizer):
+        """How many steps `optimizer` has taken in the run (resumed runs included)."""
+        return self.steps_taken[self.optimizers.index(optimizer)]
 
     def backward(self, loss, optimizer):
         """Back-propagate `loss` for `optimizer` (scaled under --amp fp16)."""
@@ -112,6 +118,7 @@ class BaseModel(ABC):
         scaler = self.scaler_of(optimizer)
         scaler.step(optimizer)
         scaler.update()
+        self.steps_taken[self.optimizers.index(optimizer)] += 1
 
     def networks(self):
         """OrderedDict name -> network, in `model_names` order (G_A, G_B, D_A, D_B for CycleGAN)."""
@@ -127,12 +134,14 @@ class BaseModel(ABC):
         return {name: value for name, value in sorted(vars(self).items()) if isinstance(value, ImagePool)}
 
     def training_state(self):
-        """Everything of the model a resumed run needs: networks, optimisers, schedulers, image pools."""
+        """Everything of the model a resumed run needs: networks, optimisers, schedulers, step counts,
+        image pools."""
         return {
             "networks": {name: unwrap(net).state_dict() for name, net in self.networks().items()},
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "scalers": [scaler.state_dict() for scaler in self.scalers],
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+            "steps_taken": list(self.steps_taken),
             "pools": self.pool_states(),
         }
 
@@ -157,6 +166,7 @@ class BaseModel(ABC):
                 scaler.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
+        self.steps_taken = list(state.get("steps_taken", self.steps_taken))  # states saved before it: 0
 
     def train(self):
         """Put every network in training mode."""

@@ -4,6 +4,8 @@ G_A: A -> B and G_B: B -> A; D_A judges B-domain images, D_B judges A-domain ima
 Generator loss: GAN(D_A(G_A(A))) + GAN(D_B(G_B(B))) + lambda_A * |G_B(G_A(A)) - A|
 + lambda_B * |G_A(G_B(B)) - B| + identity terms lambda_B * lambda_identity * |G_A(B) - B|
 + lambda_A * lambda_identity * |G_B(A) - A|. Discriminators see generated images through a pool.
+Optional discriminator regularisers: spectral norm, R1 on real images (lazy), DiffAugment of every
+image a discriminator judges (models/discriminators.py has their flags).
 """
 import itertools
 
@@ -13,10 +15,11 @@ from util.errors import UserError
 from util.ranges import NumberRange
 
 from .base_model import BaseModel
-from .discriminators import define_D
+from .diffaug import DiffAugment
+from .discriminators import add_discriminator_flags, define_D
 from .generators import define_G, generator_options
 from .image_pool import ImagePool
-from .losses import GANLoss, gradient_penalty, l1_loss
+from .losses import GANLoss, LazyR1, gradient_penalty, l1_loss
 
 
 class CycleGANModel(BaseModel):
@@ -33,11 +36,14 @@ class CycleGANModel(BaseModel):
             parser.add_argument("--lambda_identity", type=NumberRange(float, minimum=0), default=0.5,
                                 help="weight of the identity loss relative to lambda_A/lambda_B; e.g. 0.1 weighs it "
                                      "ten times less than the cycle loss; 0 turns it off")
+            add_discriminator_flags(parser)
         return parser
 
     def __init__(self, opt):
         super().__init__(opt)
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
+        if self.isTrain and opt.r1_gamma > 0:
+            self.loss_names += ["D_A_R1", "D_B_R1"]  # each the penalty's value when last computed
         use_identity = self.isTrain and opt.lambda_identity > 0.0
         self.visual_names = ["real_A", "fake_B", "rec_A"] + (["idt_B"] if use_identity else []) + \
                             ["real_B", "fake_A", "rec_B"] + (["idt_A"] if use_identity else [])
@@ -52,9 +58,11 @@ class CycleGANModel(BaseModel):
                                                   dropout, opt.init_type, opt.init_gain, **generator_options(opt)))
         if self.isTrain:
             self.netD_A = self.build_network(define_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.norm,
-                                                      opt.init_type, opt.init_gain))
+                                                      opt.init_type, opt.init_gain, opt.spectral_norm))
             self.netD_B = self.build_network(define_D(opt.input_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.norm,
-                                                      opt.init_type, opt.init_gain))
+                                                      opt.init_type, opt.init_gain, opt.spectral_norm))
+            self.augment = DiffAugment(opt.diffaug)
+            self.r1 = LazyR1(opt.r1_gamma, opt.r1_every)
             self.fake_A_pool = ImagePool(opt.pool_size)
             self.fake_B_pool = ImagePool(opt.pool_size)
             self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
@@ -74,23 +82,31 @@ class CycleGANModel(BaseModel):
         self.rec_B = self.netG_A(self.fake_A)
 
     def discriminator_loss(self, netD, real, fake):
-        """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)) (+ gradient penalty for wgangp)."""
+        """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)) (+ gradient penalty for wgangp), every image
+        augmented by --diffaug."""
         with self.autocast():
-            loss_real = self.criterionGAN(netD(real), True)
-            loss_fake = self.criterionGAN(netD(fake.detach()), False)
+            loss_real = self.criterionGAN(netD(self.augment(real)), True)
+            loss_fake = self.criterionGAN(netD(self.augment(fake.detach())), False)
             loss = 0.5 * (loss_real + loss_fake)
             if self.opt.gan_mode == "wgangp":
-                loss = loss + gradient_penalty(self.without_sync(netD), real, fake,
-                                               scaler=self.scaler_of(self.optimizer_D))
+                loss = loss + gradient_penalty(self.without_sync(netD), real, fake, transform=self.augment)
         return loss
+
+    def with_r1(self, loss, netD, real, loss_name):
+        """`loss` plus the lazy R1 penalty on `real` when it is due (its value goes to loss_<loss_name>)."""
+        if not self.r1.due(self.steps_of(self.optimizer_D)):
+            return loss
+        penalty, weighted = self.r1(self.without_sync(netD), real, self.augment)
+        setattr(self, "loss_" + loss_name, penalty.detach())
+        return loss + weighted
 
     def backward_D_A(self):
         self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
-        self.backward(self.loss_D_A, self.optimizer_D)
+        self.backward(self.with_r1(self.loss_D_A, self.netD_A, self.real_B, "D_A_R1"), self.optimizer_D)
 
     def backward_D_B(self):
         self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A, self.fake_A_pool.query(self.fake_A))
-        self.backward(self.loss_D_B, self.optimizer_D)
+        self.backward(self.with_r1(self.loss_D_B, self.netD_B, self.real_A, "D_B_R1"), self.optimizer_D)
 
     def backward_G(self):
         opt = self.opt
@@ -100,8 +116,8 @@ class CycleGANModel(BaseModel):
                 self.loss_idt_A = l1_loss(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
                 self.idt_B = self.netG_B(self.real_A)
                 self.loss_idt_B = l1_loss(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
-            self.loss_G_A = self.criterionGAN(self.without_sync(self.netD_A)(self.fake_B), True)
-            self.loss_G_B = self.criterionGAN(self.without_sync(self.netD_B)(self.fake_A), True)
+            self.loss_G_A = self.criterionGAN(self.without_sync(self.netD_A)(self.augment(self.fake_B)), True)
+            self.loss_G_B = self.criterionGAN(self.without_sync(self.netD_B)(self.augment(self.fake_A)), True)
             self.loss_cycle_A = l1_loss(self.rec_A, self.real_A) * opt.lambda_A
             self.loss_cycle_B = l1_loss(self.rec_B, self.real_B) * opt.lambda_B
             self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B

@@ -1,10 +1,17 @@
-"""Discriminators chosen by `--netD`: PatchGAN (`basic` = 3 layers, `n_layers`) and per-pixel.
+"""Discriminators chosen by `--netD`: PatchGAN (`basic` = 3 layers, `n_layers`) and per-pixel; the
+flags of their regularisers (`--spectral_norm`, `--r1_gamma`, `--r1_every`, `--diffaug`).
 
-Names follow the original tool (`model.0.weight` ..., `net.0.weight` ...) so its checkpoints load.
+Names follow the original tool (`model.0.weight` ..., `net.0.weight` ...) so its checkpoints load;
+`--spectral_norm` renames each conv's weight (`model.0.parametrizations.weight.original`, plus the
+power iteration's vectors `..._u`, `..._v`), so it is an architecture flag of a run.
 `receptive_field` computes how many input pixels each output score sees (70 for `basic`).
 """
 import torch.nn as nn
+from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
+from util.ranges import NumberRange
+
+from .diffaug import POLICIES, parse_policy
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
 
@@ -67,8 +74,10 @@ def receptive_field(net):
     return field
 
 
-def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal", init_gain=0.02):
-    """Build and initialise the discriminator named `netD` (one of DISCRIMINATOR_CHOICES)."""
+def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal", init_gain=0.02,
+             spectral_norm=False):
+    """Build and initialise the discriminator named `netD` (one of DISCRIMINATOR_CHOICES); with
+    spectral_norm, every conv's weight is divided by its largest singular value (Miyato et al. 2018)."""
     norm_layer = get_norm_layer(norm)
     if netD == "basic":
         net = NLayerDiscriminator(input_nc, ndf, 3, norm_layer)
@@ -78,7 +87,40 @@ def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal"
         net = PixelDiscriminator(input_nc, ndf, norm_layer)
     else:
         raise ValueError(f"unknown discriminator {netD!r}; choose one of {', '.join(DISCRIMINATOR_CHOICES)}")
-    return init_weights(net, init_type, init_gain)
+    init_weights(net, init_type, init_gain)  # before spectral norm, which turns `weight` into a computed value
+    return apply_spectral_norm(net) if spectral_norm else net
+
+
+def apply_spectral_norm(net):
+    """Put spectral normalisation on every convolution of `net` (in place; returns `net`).
+
+    Each training-mode forward pass runs one power iteration to track the largest singular value;
+    the vectors are buffers, so they are saved and restored with the weights.
+    """
+    for module in list(net.modules()):
+        if isinstance(module, nn.Conv2d):
+            add_spectral_norm(module)
+    return net
+
+
+def add_discriminator_flags(parser):
+    """Add the discriminator regularisers' training flags to `parser` (for models with discriminators)."""
+    g = parser.add_argument_group("discriminator regularisers")
+    g.add_argument("--spectral_norm", action="store_true",
+                   help="spectral normalisation on every convolution of the discriminators (an architecture "
+                        "flag: a run continues only with the same choice)")
+    g.add_argument("--r1_gamma", type=NumberRange(float, minimum=0), default=0.0,
+                   help="weight gamma of the R1 penalty gamma/2 * E[|grad_x D(x)|^2] on real images, which keeps the "
+                        "discriminators smooth where the data is (D(x): the sum of a PatchGAN's scores, so good "
+                        "values shrink as images grow); 0: off")
+    g.add_argument("--r1_every", type=NumberRange(int, minimum=1), default=1,
+                   help="lazy R1: compute the penalty only every this many discriminator steps, weighted by this "
+                        "number (StyleGAN2 uses 16), which saves most of its cost")
+    g.add_argument("--diffaug", type=parse_policy, default="",
+                   help=f"DiffAugment policies, comma-separated, from {', '.join(POLICIES)}: every image the "
+                        "discriminators judge, real or generated, goes through them first (random draws for each "
+                        "image), differentiably; helps with small datasets; empty: off")
+    return parser
 
 
 def smallest_input_side(netD, n_layers_D=3):

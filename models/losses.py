@@ -1,4 +1,4 @@
-"""Adversarial losses chosen by `--gan_mode`, and the WGAN-GP gradient penalty."""
+"""Adversarial losses chosen by `--gan_mode`, and the penalties on D's input gradients (WGAN-GP, R1)."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -37,26 +37,73 @@ def l1_loss(output, target):
     return F.l1_loss(output.float(), target.float())
 
 
-def gradient_penalty(netD, real, fake, weight=10.0, target_norm=1.0, scaler=None, alpha=None):
-    """WGAN-GP penalty: weight * E[(||grad_x D(x)|| - target_norm)^2] at x = alpha real + (1 - alpha) fake.
+def input_gradients(netD, x, transform=None):
+    """The gradient of D's scores (summed) with respect to its input `x`, kept in the graph so that a
+    penalty on it trains D (a double backward).
 
     netD: the discriminator, outside DistributedDataParallel (which does not support autograd.grad;
     the penalty's parameter gradients still reach DDP's averaging, through the same backward as the
-    rest of D's loss); real/fake: batches of the same shape (fake is detached here); weight: lambda
-    of the penalty (10 in the WGAN-GP paper); scaler: the discriminator's GradScaler under --amp fp16
-    (the input gradients are taken at its scale, then unscaled, so they do not underflow); alpha:
-    one interpolation weight per sample (None: uniform random).
+    rest of D's loss); x: the input batch (detached here); transform: what turns `x` into D's input
+    (--diffaug, pix2pix's pairing), differentiated through. Returns fp32 gradients of x's shape.
+
+    This pass runs in fp32 whatever --amp says: under fp16 the gradient of each score (1, times a loss
+    scale of up to 65536) overflows float16 at once, and a penalty that is inf or NaN would stop the
+    run rather than merely skip a step; fp32 needs no scaling. The penalty's parameter gradients
+    then flow through fp32 operations, scaled with the rest of D's loss by its GradScaler.
+    """
+    x = x.detach().float().requires_grad_(True)
+    # Code compiled by torch.compile has no double backward: D runs eagerly here, same weights.
+    with torch.compiler.set_stance("force_eager"), torch.autocast(x.device.type, enabled=False):
+        scores = netD(transform(x) if transform else x)
+    (grads,) = torch.autograd.grad(scores, x, grad_outputs=torch.ones_like(scores), create_graph=True,
+                                   retain_graph=True)
+    return grads
+
+
+def gradient_penalty(netD, real, fake, weight=10.0, target_norm=1.0, alpha=None, transform=None):
+    """WGAN-GP penalty: weight * E[(||grad_x D(x)|| - target_norm)^2] at x = alpha real + (1 - alpha) fake.
+
+    netD, transform: as for input_gradients; real/fake: batches of the same shape (fake is detached
+    here); weight: lambda of the penalty (10 in the WGAN-GP paper); alpha: one interpolation weight
+    per sample (None: uniform random).
     Returns a scalar that keeps the graph, so its backward trains D.
     """
     if alpha is None:
         alpha = torch.rand(real.size(0), device=real.device)
     alpha = alpha.view(-1, *([1] * (real.dim() - 1))).to(real.device, torch.float32)
-    interpolates = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
-    # Code compiled by torch.compile has no double backward: D runs eagerly here, same weights.
-    with torch.compiler.set_stance("force_eager"):
-        scores = netD(interpolates)
-    scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
-    (grads,) = torch.autograd.grad(scores, interpolates, grad_outputs=torch.full_like(scores, scale),
-                                   create_graph=True, retain_graph=True)
-    norms = (grads.flatten(1).float() / scale + 1e-16).norm(2, dim=1)
+    interpolates = alpha * real.detach().float() + (1 - alpha) * fake.detach().float()
+    grads = input_gradients(netD, interpolates, transform)
+    norms = (grads.flatten(1) + 1e-16).norm(2, dim=1)
     return weight * ((norms - target_norm) ** 2).mean()
+
+
+def r1_penalty(netD, real, gamma, transform=None):
+    """R1 penalty (Mescheder et al. 2018): gamma / 2 * E[||grad_x D(x)||^2] on real images x.
+
+    netD, transform: as for input_gradients (with --diffaug, D judges the augmented reals and
+    the gradient is taken through the augmentation, as StyleGAN2-ADA does); real: a batch of real
+    images, the part of D's input the generator competes with (pix2pix: B, with the pairing in
+    `transform`). Returns a scalar that keeps the graph, so its backward trains D.
+    """
+    grads = input_gradients(netD, real, transform)
+    return gamma / 2 * grads.pow(2).flatten(1).sum(1).mean()
+
+
+class LazyR1:
+    """The R1 penalty of --r1_gamma, computed only every --r1_every discriminator steps and then
+    weighted by that number (lazy regularisation, StyleGAN2), so that on average it weighs gamma / 2.
+
+    gamma: the penalty's weight (0: never due); every: the interval in discriminator steps.
+    """
+
+    def __init__(self, gamma, every=1):
+        self.gamma, self.every = gamma, every
+
+    def due(self, steps_taken):
+        """Whether the step after `steps_taken` discriminator steps carries the penalty."""
+        return self.gamma > 0 and steps_taken % self.every == 0
+
+    def __call__(self, netD, real, transform=None):
+        """(the penalty, what it adds to D's loss: the penalty times `every`); arguments as r1_penalty's."""
+        penalty = r1_penalty(netD, real, self.gamma, transform)
+        return penalty, penalty * self.every

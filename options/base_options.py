@@ -143,6 +143,8 @@ def architecture_summary(opt):
     flags += generator_option_flags(**generator_options(opt))
     if opt.isTrain:
         flags += [f"--netD {opt.netD}", f"--ndf {opt.ndf}", f"--n_layers_D {opt.n_layers_D}"]
+        if getattr(opt, "spectral_norm", False):
+            flags.append("--spectral_norm")
     return " ".join(flags)
 
 

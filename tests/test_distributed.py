@@ -70,7 +70,7 @@ def test_train_and_test_under_torchrun(tmp_path, unaligned_root):
 
 
 @pytest.mark.parametrize("flags", [["--norm", "instance"], ["--norm", "batch"],
-                                   ["--gan_mode", "wgangp", "--norm", "batch"]])
+                                   ["--gan_mode", "wgangp", "--norm", "batch"], ["--r1_gamma", "1", "--norm", "batch"]])
 def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
     flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", *flags]
     run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
@@ -151,14 +151,15 @@ def test_cross_rank_batch_norm_equals_batch_norm_of_the_whole_batch(tmp_path):
 
 
 def test_wgangp_on_gpus_takes_the_batch_norm_it_can_differentiate_twice(monkeypatch):
-    """SyncBatchNorm's backward has no derivative itself (pytorch#61222), which the penalty needs."""
+    """SyncBatchNorm's backward has no derivative itself (pytorch#61222), which the penalties need."""
     monkeypatch.setattr(Runtime, "distributed", True)
 
-    def norm_under_torchrun(gan_mode):
-        opt = argparse.Namespace(norm="batch", device=torch.device("cuda"), gan_mode=gan_mode)
+    def norm_under_torchrun(gan_mode, r1_gamma=0.0):
+        opt = argparse.Namespace(norm="batch", device=torch.device("cuda"), gan_mode=gan_mode, r1_gamma=r1_gamma)
         return type(parallel.sync_batch_norm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), opt)[1])
     assert norm_under_torchrun("lsgan") is nn.SyncBatchNorm
     assert norm_under_torchrun("wgangp") is CrossRankBatchNorm2d
+    assert norm_under_torchrun("lsgan", r1_gamma=1.0) is CrossRankBatchNorm2d
 
 
 def test_resume_under_torchrun_with_two_then_one_process(tmp_path):

@@ -107,6 +107,21 @@ def test_resume_from_the_save_at_an_epoch_end_is_bit_identical(tmp_path, dataset
     assert_same_run(tmp_path, "straight", "stopped")
 
 
+def test_resume_with_discriminator_regularisers_is_bit_identical(tmp_path, dataset):
+    # DiffAugment's draws come from the saved random streams; lazy R1 (every 3 D steps) continues in
+    # step with the saved step count: the kill comes after the second save, at 2 steps.
+    flags = ["--diffaug", "color,translation,cutout", "--r1_gamma", "1", "--r1_every", "3", "--spectral_norm"]
+    run_to_end(command(tmp_path, dataset, "straight", 1, *flags), tmp_path)
+    process = start(command(tmp_path, dataset, "stopped", 1, *flags), tmp_path,
+                    stall_at="after:latest_state.pth,after:latest_state.pth")
+    wait_for_stall(process)
+    kill(process)
+    assert load_state(tmp_path, "stopped")["model"]["steps_taken"] == [2, 2]
+    run_to_end(command(tmp_path, dataset, "stopped", 1, *flags, "--continue_train"), tmp_path)
+    assert_same_run(tmp_path, "straight", "stopped")
+    assert load_state(tmp_path, "stopped")["model"]["steps_taken"] == [8, 8]
+
+
 def test_second_ctrl_c_exits_at_once(tmp_path, dataset):
     # Iterations of about a second, so that both signals land in the same one.
     slow = ["--ngf", "32", "--ndf", "32", "--load_size", "128", "--crop_size", "128"]
