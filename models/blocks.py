@@ -21,6 +21,16 @@ def padded_conv3x3(in_channels, out_channels, use_bias):
     return [nn.ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3, bias=use_bias)]
 
 
+
+def two_conv_branch(dim, norm_layer, use_dropout, use_bias):
+    """The layers of the original and the basic block's branch: pad-conv3x3-norm-ReLU-[dropout]-pad-conv3x3-norm
+    (the indices of the original tool's parameter names)."""
+    layers = padded_conv3x3(dim, dim, use_bias) + [norm_layer(dim), nn.ReLU(True)]
+    if use_dropout:
+        layers.append(nn.Dropout(0.5))
+    return layers + padded_conv3x3(dim, dim, use_bias) + [norm_layer(dim)]
+
+
 class ResnetBlock(nn.Module):
     """The original tool's block: x + F(x), F = pad-conv3x3-norm-ReLU-[dropout]-pad-conv3x3-norm.
 
@@ -33,11 +43,7 @@ class ResnetBlock(nn.Module):
 
     def __init__(self, dim, norm_layer, use_dropout, use_bias):
         super().__init__()
-        layers = padded_conv3x3(dim, dim, use_bias) + [norm_layer(dim), nn.ReLU(True)]
-        if use_dropout:
-            layers.append(nn.Dropout(0.5))
-        layers += padded_conv3x3(dim, dim, use_bias) + [norm_layer(dim)]
-        self.conv_block = nn.Sequential(*layers)
+        self.conv_block = nn.Sequential(*two_conv_branch(dim, norm_layer, use_dropout, use_bias))
 
     def forward(self, x):
         return x + self.conv_block(x)
@@ -57,11 +63,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, dim, norm_layer, use_dropout, use_bias):
         super().__init__()
-        layers = padded_conv3x3(dim, dim, use_bias) + [norm_layer(dim), nn.ReLU(True)]
-        if use_dropout:
-            layers.append(nn.Dropout(0.5))
-        layers += padded_conv3x3(dim, dim, use_bias) + [norm_layer(dim)]
-        self.basic_block = nn.Sequential(*layers)
+        self.basic_block = nn.Sequential(*two_conv_branch(dim, norm_layer, use_dropout, use_bias))
         self.relu = nn.ReLU(True)
 
     def forward(self, x):

@@ -9,9 +9,21 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+
+class LinearCritic(nn.Module):
+    """D(x) = sum(w * x): its input gradient is w everywhere, so a gradient penalty (WGAN-GP, R1) is known exactly."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+
+    def forward(self, x):
+        return (x * self.weight).flatten(1).sum(1)
 
 
 def write_images(folder, count, size=(40, 36), mode="RGB", ext="png", seed=0, prefix="img"):

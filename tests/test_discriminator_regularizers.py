@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import run_script
+from conftest import LinearCritic, run_script
 from engine.train_state import check_same_architecture
 from models import create_model
 from models.diffaug import DiffAugment, parse_policy
@@ -15,18 +15,6 @@ from models.generators import define_G
 from models.losses import LazyR1, r1_penalty
 from options.train_options import TrainOptions
 from util.errors import UserError
-
-
-class LinearCritic(nn.Module):
-    """D(x) = sum(w * x): its input gradient is w for every sample, so R1 is gamma / 2 * |w|^2 exactly."""
-
-    def __init__(self, weight):
-        super().__init__()
-        self.weight = nn.Parameter(weight)
-
-    def forward(self, x):
-        return (x * self.weight).flatten(1).sum(1)
-
 
 # --- R1 -------------------------------------------------------------------------------------------
 

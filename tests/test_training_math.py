@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import LinearCritic
 from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
 from models.schedulers import get_scheduler
@@ -41,17 +42,6 @@ def test_losses_are_computed_in_fp32():
 def test_unknown_gan_mode_is_refused():
     with pytest.raises(ValueError):
         GANLoss("hinge")
-
-
-class LinearCritic(nn.Module):
-    """D(x) = sum(w * x): its input gradient is w everywhere, so the penalty is known exactly."""
-
-    def __init__(self, weight):
-        super().__init__()
-        self.weight = nn.Parameter(weight)
-
-    def forward(self, x):
-        return (x * self.weight).flatten(1).sum(1)
 
 
 def test_gradient_penalty_value_and_gradient():
