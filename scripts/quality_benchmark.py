@@ -128,10 +128,9 @@ def main(argv=None):
     args = parse_args(argv)
     task_names = tasks.parse_tasks(args.tasks)
     chosen = configs.read_configs(args.configs)
-    config_flags = {}
-    for config in chosen:  # every configuration is checked before anything is trained
-        configs.check_config(config, runs.train_arguments(args, "DATAROOT", "NAME"))
-        config_flags[config.name] = configs.flag_list(config)
+    # Every configuration is checked before anything is trained.
+    config_flags = {config.name: configs.check_config(config, runs.train_arguments(args, "DATAROOT", "NAME"))
+                    for config in chosen}
     prepare_out(args.out, args.overwrite)
     inception = InceptionFeatures(resolve_weights(None), "cuda" if torch.cuda.is_available() else "cpu")
     crops = tasks.draw_crops(args.size, args.n_train, args.n_test, args.seed)

@@ -72,8 +72,9 @@ def flag_list(config):
 
 
 def check_config(config, fixed):
-    """UserError when train.py would refuse the configuration's flags, or when they change one of
-    `fixed`, the flags the benchmark gives every configuration alike (data, size, budget, files)."""
+    """The configuration's flags as a list of arguments; UserError when train.py would refuse them, or
+    when they change one of `fixed`, the flags the benchmark gives every configuration alike (data,
+    size, budget, files)."""
     flags = flag_list(config)
     argv = [*fixed, *flags]
     with contextlib.redirect_stderr(io.StringIO()) as refused, contextlib.redirect_stdout(io.StringIO()):
@@ -96,3 +97,4 @@ def check_config(config, fixed):
     if changed:
         raise UserError(f"--configs {config.name}: it sets --{changed[0]}, which the benchmark sets alike for every "
                         "configuration (see python scripts/quality_benchmark.py --help); remove it")
+    return flags

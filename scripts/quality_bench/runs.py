@@ -119,7 +119,7 @@ def train(args, arguments, log_path):
     when it fails). With args.seconds, SIGTERM stops it that long after its first iteration."""
     clock, timer = TrainingClock(), None
     start = time.monotonic()
-    with open(log_path, "w", encoding="utf-8") as log, subprocess.Popen(
+    with open(log_path, "w", encoding="utf-8", buffering=1) as log, subprocess.Popen(
             script_command("train.py", arguments), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1")) as process:
         for line in process.stdout:
