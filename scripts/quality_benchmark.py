@@ -73,7 +73,7 @@ def parse_args(argv=None):
                              f"(default: {DEFAULT_ITERS})")
     budget.add_argument("--seconds", type=NumberRange(float, above=0), default=None,
                         help="instead, train every configuration for this many seconds of wall clock, counted from "
-                             "its first iteration, at a constant learning rate")
+                             "the end of its first iteration, at a constant learning rate")
     parser.add_argument("--size", type=NumberRange(int, minimum=MIN_SIZE), default=64,
                         help="side of the crops in pixels: the training crop and the test images (default: %(default)s)")
     parser.add_argument("--n_train", type=NumberRange(int, minimum=1), default=200,
@@ -106,7 +106,10 @@ def prepare_out(out, overwrite):
         raise UserError(f"--out {out!r} already holds a benchmark ({earlier[0]}); pass --overwrite to replace it "
                         "or choose another --out")
     for path in earlier:
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
 
 
 def settings_of(args, task_names, chosen):
@@ -120,11 +123,44 @@ def settings_of(args, task_names, chosen):
 
 
 def budget_text(args):
+    """The budget of every run in words."""
     return f"{args.seconds:g} s" if args.seconds is not None else f"{args.iters} images"
+
+
+def benchmark_task(args, task, chosen, config_flags, crops, inception):
+    """Write one task's dataset, score its baseline, train and test every configuration on it and
+    draw its picture; return its rows (the baseline first).
+
+    chosen: the Configs; config_flags: name -> their checked flags; crops: tasks.draw_crops's;
+    inception: the InceptionFeatures of the baseline's FID and KID."""
+    dataroot = os.path.join(args.out, "tasks", task)
+    tasks.write_task(dataroot, task, crops)
+    rows = [report.baseline_row(task, tasks.do_nothing_scores(dataroot, inception))]
+    for config in chosen:
+        print(f"{task} / {config.name}: training for {budget_text(args)}, then testing", flush=True)
+        row = runs.run(args, task, dataroot, config, config_flags[config.name])
+        print(f"{task} / {config.name}: " + (f"PSNR {row['psnr']:.2f} dB" if row["status"] == "ok"
+                                             else f"failed ({row['error']}); log: {row['log']}"), flush=True)
+        rows.append(row)
+    report.draw_task_picture(os.path.join(args.out, f"{task}.png"), dataroot, rows, args.show)
+    return rows
+
+
+def write_outputs(args, settings, rows):
+    """Print the table and write it, and the JSON file of `settings` and `rows`, to --out."""
+    report.add_gains(rows)
+    table = report.markdown_table(rows)
+    report.write_json(os.path.join(args.out, JSON_NAME), settings, rows)
+    with open(os.path.join(args.out, TABLE_NAME), "w", encoding="utf-8") as handle:
+        handle.write(table)
+    print(table, end="")
+    print(f"table: {os.path.join(args.out, TABLE_NAME)}; numbers: {os.path.join(args.out, JSON_NAME)}; pictures: "
+          + ", ".join(os.path.join(args.out, f"{task}.png") for task in settings["tasks"]))
 
 
 @exit_on_user_error
 def main(argv=None):
+    """Run the benchmark the command line describes. argv: arguments, default sys.argv[1:]."""
     args = parse_args(argv)
     task_names = tasks.parse_tasks(args.tasks)
     chosen = configs.read_configs(args.configs)
@@ -134,28 +170,10 @@ def main(argv=None):
     prepare_out(args.out, args.overwrite)
     inception = InceptionFeatures(resolve_weights(None), "cuda" if torch.cuda.is_available() else "cpu")
     crops = tasks.draw_crops(args.size, args.n_train, args.n_test, args.seed)
-    rows, start = [], time.monotonic()
-    for task in task_names:
-        dataroot = os.path.join(args.out, "tasks", task)
-        tasks.write_task(dataroot, task, crops)
-        task_rows = [report.baseline_row(task, tasks.do_nothing_scores(dataroot, inception))]
-        for config in chosen:
-            print(f"{task} / {config.name}: training for {budget_text(args)}, then testing", flush=True)
-            row = runs.run(args, task, dataroot, config, config_flags[config.name])
-            print(f"{task} / {config.name}: " + (f"PSNR {row['psnr']:.2f} dB" if row["status"] == "ok"
-                                                 else f"failed ({row['error']}); log: {row['log']}"), flush=True)
-            task_rows.append(row)
-        report.draw_task_picture(os.path.join(args.out, f"{task}.png"), dataroot, task_rows, args.show)
-        rows += task_rows
-    report.add_gains(rows)
-    table = report.markdown_table(rows)
-    settings = {**settings_of(args, task_names, chosen), "total_seconds": round(time.monotonic() - start, 1)}
-    report.write_json(os.path.join(args.out, JSON_NAME), settings, rows)
-    with open(os.path.join(args.out, TABLE_NAME), "w", encoding="utf-8") as handle:
-        handle.write(table)
-    print(table, end="")
-    print(f"table: {os.path.join(args.out, TABLE_NAME)}; numbers: {os.path.join(args.out, JSON_NAME)}; pictures: "
-          + ", ".join(os.path.join(args.out, f"{task}.png") for task in task_names))
+    start = time.monotonic()
+    rows = [row for task in task_names for row in benchmark_task(args, task, chosen, config_flags, crops, inception)]
+    write_outputs(args, {**settings_of(args, task_names, chosen), "total_seconds": round(time.monotonic() - start, 1)},
+                  rows)
     failed = [row["name"] for row in rows if row["status"] != "ok"]
     if failed:
         logger.error(f"{len(failed)} run(s) failed: {', '.join(failed)}; their logs are in "

@@ -4,9 +4,10 @@ Every configuration gets the same data, image size, seed and budget. A budget of
 N images (iterations at batch size 1, the tool's own count) in whole epochs of the same length, at
 the constant rate for the first half of the epochs and decaying linearly to zero over the second
 half, as the original's schedule does. A budget of --seconds S trains at the constant rate and
-stops train.py with SIGTERM (which saves and exits cleanly) S seconds after its first iteration,
-so start-up does not count. Losses are printed for every step (--print_freq 1): their lines give
-the images trained and the wall-clock seconds per iteration, saves included, start-up excluded.
+stops train.py with SIGTERM (which saves and exits cleanly) S seconds after its first iteration
+finished, so start-up does not count. Losses are printed for every step (--print_freq 1): their
+lines give the images trained and the wall-clock seconds per iteration (from the first step's line
+to the last one's: epoch ends included; start-up, the first step and the final save excluded).
 """
 import glob
 import json
