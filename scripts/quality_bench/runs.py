@@ -96,6 +96,7 @@ class TrainingClock:
 
     @property
     def images(self):
+        """Images trained so far (over all epochs)."""
         return self.done_before_epoch + self.done_in_epoch
 
     def seconds_per_iter(self):
@@ -112,10 +113,11 @@ def error_line(log_path):
 
 
 def script_command(script, arguments):
+    """The command that runs the repository's `script` (train.py, test.py) with `arguments`."""
     return [sys.executable, os.path.join(REPO, script), *arguments]
 
 
-def train(args, arguments, log_path):
+def run_train(args, arguments, log_path):
     """Run train.py with `arguments`, its output going to log_path; return its Training (RunFailed
     when it fails). With args.seconds, SIGTERM stops it that long after its first iteration."""
     clock, timer = TrainingClock(), None
@@ -136,7 +138,7 @@ def train(args, arguments, log_path):
     return Training(clock.images, clock.seconds_per_iter(), time.monotonic() - start)
 
 
-def test(args, arguments, name, log_path):
+def run_test(args, arguments, name, log_path):
     """Run test.py with `arguments` (output to log_path) and return its metrics.json report."""
     with open(log_path, "w", encoding="utf-8") as log:
         finished = subprocess.run(script_command("test.py", arguments), stdout=log, stderr=subprocess.STDOUT)
@@ -169,12 +171,12 @@ def run(args, task, dataroot, config, flags):
     row = {"task": task, "config": config.name, "flags": config.flags, "name": name,
            "log": os.path.join(logs, f"{name}_train.log")}
     try:
-        training = train(args, [*train_arguments(args, dataroot, name), *flags], row["log"])
+        training = run_train(args, [*train_arguments(args, dataroot, name), *flags], row["log"])
         row.update(images=training.images, seconds_per_iter=training.seconds_per_iter,
                    train_seconds=round(training.wall_seconds, 1))
         start = time.monotonic()
         row["test_log"] = os.path.join(logs, f"{name}_test.log")
-        row.update(scores(test(args, test_arguments(args, dataroot, name), name, row["test_log"])))
+        row.update(scores(run_test(args, test_arguments(args, dataroot, name), name, row["test_log"])))
         row.update(test_seconds=round(time.monotonic() - start, 1), images_folder=os.path.join(
             result_folder(args, name), "images"), status="ok")
     except RunFailed as failure:
