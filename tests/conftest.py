@@ -30,15 +30,26 @@ def write_images(folder, count, size=(40, 36), mode="RGB", ext="png", seed=0, pr
     return paths
 
 
-@pytest.fixture
-def unaligned_root(tmp_path):
-    """A tiny CycleGAN dataset: trainA/trainB/testA/testB with a few 40x36 pictures each."""
-    root = tmp_path / "unaligned"
+def write_unaligned(root):
+    """Write a tiny CycleGAN dataset into `root`: trainA/trainB/testA/testB with a few 40x36 pictures
+    each; return `root`."""
     write_images(root / "trainA", 4, seed=1)
     write_images(root / "trainB", 3, seed=2)
     write_images(root / "testA", 3, seed=3)
     write_images(root / "testB", 2, seed=4)
     return root
+
+
+@pytest.fixture
+def unaligned_root(tmp_path):
+    """A tiny CycleGAN dataset (see write_unaligned)."""
+    return write_unaligned(tmp_path / "unaligned")
+
+
+@pytest.fixture(scope="module")
+def shared_unaligned_root(tmp_path_factory):
+    """The dataset of unaligned_root, written once for a module's tests, which only read it."""
+    return write_unaligned(tmp_path_factory.mktemp("unaligned"))
 
 
 @pytest.fixture
@@ -62,6 +73,24 @@ def run_script(script, *args, cwd, timeout=600, file_size_limit=None):
     return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout,
                           preexec_fn=limit_file_size if file_size_limit else None)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """finished_run(*args): the --checkpoints_dir of a completed `train.py *args` run, trained once in
+    the module, so that tests needing the same run share it. They only read it; a test that changes
+    it works on a copy (shutil.copytree)."""
+    folders = {}
+
+    def checkpoints_dir(*args):
+        key = tuple(map(str, args))
+        if key not in folders:
+            top = tmp_path_factory.mktemp("finished")
+            result = run_script("train.py", *args, "--checkpoints_dir", top / "ck", cwd=top)
+            assert result.returncode == 0, result.stderr[-3000:]
+            folders[key] = top / "ck"
+        return folders[key]
+    return checkpoints_dir
 
 
 STALL_HELPER = REPO_ROOT / "tests" / "helpers" / "stall"

@@ -16,18 +16,22 @@ BASE = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--display_id", "0", "--s
         "--num_threads", "1", "--netG", "resnet_6blocks", "--pool_size", "3"]
 
 
-@pytest.fixture
-def dataset(tmp_path):
-    root = tmp_path / "data"
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
     write_images(root / "trainA", 4, seed=1)
     write_images(root / "trainB", 3, seed=2)
     return root
 
 
+def train_args(dataset, name, epochs, *extra):
+    return ["--dataroot", str(dataset), "--name", name, "--n_epochs", str(epochs), "--n_epochs_decay", "1", *BASE,
+            *extra]
+
+
 def command(tmp_path, dataset, name, epochs, *extra):
-    return [sys.executable, str(REPO_ROOT / "train.py"), "--dataroot", str(dataset), "--name", name,
-            "--checkpoints_dir", str(tmp_path / "ck"), "--n_epochs", str(epochs), "--n_epochs_decay", "1",
-            *BASE, *extra]
+    return [sys.executable, str(REPO_ROOT / "train.py"), *train_args(dataset, name, epochs, *extra),
+            "--checkpoints_dir", str(tmp_path / "ck")]
 
 
 STARTED = []
@@ -64,19 +68,26 @@ def run_to_end(cmd, tmp_path):
     return result
 
 
-def load_state(tmp_path, name):
-    return torch.load(tmp_path / "ck" / name / "latest_state.pth", weights_only=True)
+@pytest.fixture
+def straight_run(finished_run, dataset):
+    """straight_run(epochs, *flags): the checkpoint folder of an uninterrupted run, made once in this
+    module for each set of flags (the tests that interrupt runs with the same flags compare with it)."""
+    return lambda epochs, *flags: finished_run(*train_args(dataset, "straight", epochs, *flags)) / "straight"
 
 
-def assert_same_run(tmp_path, straight, resumed):
-    a, b = load_state(tmp_path, straight), load_state(tmp_path, resumed)
+def load_state(folder):
+    return torch.load(folder / "latest_state.pth", weights_only=True)
+
+
+def assert_same_run(straight, resumed):
+    """The final states in the checkpoint folders `straight` and `resumed` are bit-identical."""
+    a, b = load_state(straight), load_state(resumed)
     for part in ("model", "progress", "data", "rng"):
         assert_identical(a[part], b[part], part)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_then_resume_is_bit_identical(tmp_path, dataset, signum):
-    run_to_end(command(tmp_path, dataset, "straight", 2), tmp_path)
+def test_signal_then_resume_is_bit_identical(tmp_path, dataset, straight_run, signum):
     process = start(command(tmp_path, dataset, "stopped", 2), tmp_path)
     wait_for_loss_line(process)
     sent = time.time()
@@ -87,24 +98,24 @@ def test_signal_then_resume_is_bit_identical(tmp_path, dataset, signum):
     assert f"stopped by {signal.Signals(signum).name}" in out and "Traceback" not in err
     resume_line = next(line for line in out.splitlines() if line.startswith("resume with: "))
     assert "--continue_train" in resume_line and "train.py" in resume_line
-    state = load_state(tmp_path, "stopped")
-    assert state["progress"]["total_iters"] < 12  # it really stopped early (3 epochs x 4 images)
+    stopped = tmp_path / "ck" / "stopped"
+    assert load_state(stopped)["progress"]["total_iters"] < 12  # it really stopped early (3 epochs x 4 images)
     result = run_to_end(command(tmp_path, dataset, "stopped", 2, "--continue_train"), tmp_path)
     assert "continuing from" in result.stdout
-    assert_same_run(tmp_path, "straight", "stopped")
+    assert_same_run(straight_run(2), stopped)
 
 
-def test_resume_from_the_save_at_an_epoch_end_is_bit_identical(tmp_path, dataset):
+def test_resume_from_the_save_at_an_epoch_end_is_bit_identical(tmp_path, dataset, straight_run):
     # The usual case with default flags: the only saves are those at the ends of epochs.
     flags = ["--save_latest_freq", "1000", "--save_epoch_freq", "1"]
-    run_to_end(command(tmp_path, dataset, "straight", 1, *flags), tmp_path)
     process = start(command(tmp_path, dataset, "stopped", 1, *flags), tmp_path,
                     stall_at="after:1_net_D_B.pth,after:latest_state.pth")  # the epoch-1 save is complete
     wait_for_stall(process)
     kill(process)
-    assert load_state(tmp_path, "stopped")["progress"]["epoch"] == 2
+    stopped = tmp_path / "ck" / "stopped"
+    assert load_state(stopped)["progress"]["epoch"] == 2
     run_to_end(command(tmp_path, dataset, "stopped", 1, *flags, "--continue_train"), tmp_path)
-    assert_same_run(tmp_path, "straight", "stopped")
+    assert_same_run(straight_run(1, *flags), stopped)
 
 
 def test_second_ctrl_c_exits_at_once(tmp_path, dataset):
@@ -148,13 +159,13 @@ def aimed_at_final_save(last):
             f"{numbered_done},after:latest_state.pth"]  # committed, killed before it could say so
 
 
-def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(tmp_path, dataset):
+def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(tmp_path, dataset, straight_run):
     # 21 epochs x 4 images = 84 iterations, each followed by a save; epochs 5, 10, 15, 20 and 21 numbered.
     # Enough that even a fast machine, going a few iterations further at each random kill, still
     # has the final save ahead when the kills aimed at it come.
     epochs = 20
     last = epochs + 1
-    run_to_end(command(tmp_path, dataset, "straight", epochs), tmp_path)
+    straight = straight_run(epochs)
     folder = tmp_path / "ck" / "killed"
     resumed = command(tmp_path, dataset, "killed", epochs, "--continue_train")
     rng = random.Random(0)
@@ -171,19 +182,19 @@ def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(t
             time.sleep(rng.uniform(0.0, 0.01))
         kill(process)
         kills += 1
-        state = load_state(tmp_path, "killed")  # loadable after every kill, whatever it interrupted
+        state = load_state(folder)  # loadable after every kill, whatever it interrupted
         assert state["progress"]["total_iters"] > 0
         process = start(resumed, tmp_path, stall_at=plan[index + 1] if index + 1 < len(plan) else None)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
     assert kills == len(plan) >= 20 and "training finished" in out
-    assert_same_run(tmp_path, "straight", "killed")
-    state = load_state(tmp_path, "killed")
+    assert_same_run(straight, folder)
+    state = load_state(folder)
     assert_weights_match_state(folder, "latest", state)  # the finished run's weights are its final state's
     assert_weights_match_state(folder, str(last), state)
     for prefix in ("5", "10", "15", "20", str(last)):  # each numbered save complete, equal to the straight run's
         for name in state["model"]["networks"]:
             assert_identical(torch.load(folder / f"{prefix}_net_{name}.pth", weights_only=True),
-                             torch.load(tmp_path / "ck" / "straight" / f"{prefix}_net_{name}.pth", weights_only=True))
+                             torch.load(straight / f"{prefix}_net_{name}.pth", weights_only=True))
     assert not list(folder.glob(".tmp_*"))
     assert [path.name for path in folder.glob("*_state.pth")] == ["latest_state.pth"]
