@@ -34,6 +34,17 @@ def command(tmp_path, dataset, name, epochs, *extra):
             "--checkpoints_dir", str(tmp_path / "ck")]
 
 
+@pytest.fixture
+def straight_run(tmp_path, dataset, finished_run):
+    """straight_run(epochs, *flags): an uninterrupted run at tmp_path/ck/straight, to compare with: a link
+    to the one made once in this module for those flags (tests interrupting the same run share it)."""
+    def link(epochs, *flags):
+        shared = finished_run(*train_args(dataset, "straight", epochs, *flags)) / "straight"
+        (tmp_path / "ck").mkdir(exist_ok=True)
+        (tmp_path / "ck" / "straight").symlink_to(shared, target_is_directory=True)
+    return link
+
+
 STARTED = []
 
 
@@ -68,26 +79,19 @@ def run_to_end(cmd, tmp_path):
     return result
 
 
-@pytest.fixture
-def straight_run(finished_run, dataset):
-    """straight_run(epochs, *flags): the checkpoint folder of an uninterrupted run, made once in this
-    module for each set of flags (the tests that interrupt runs with the same flags compare with it)."""
-    return lambda epochs, *flags: finished_run(*train_args(dataset, "straight", epochs, *flags)) / "straight"
+def load_state(tmp_path, name):
+    return torch.load(tmp_path / "ck" / name / "latest_state.pth", weights_only=True)
 
 
-def load_state(folder):
-    return torch.load(folder / "latest_state.pth", weights_only=True)
-
-
-def assert_same_run(straight, resumed):
-    """The final states in the checkpoint folders `straight` and `resumed` are bit-identical."""
-    a, b = load_state(straight), load_state(resumed)
+def assert_same_run(tmp_path, straight, resumed):
+    a, b = load_state(tmp_path, straight), load_state(tmp_path, resumed)
     for part in ("model", "progress", "data", "rng"):
         assert_identical(a[part], b[part], part)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_then_resume_is_bit_identical(tmp_path, dataset, straight_run, signum):
+    straight_run(2)
     process = start(command(tmp_path, dataset, "stopped", 2), tmp_path)
     wait_for_loss_line(process)
     sent = time.time()
@@ -98,24 +102,24 @@ def test_signal_then_resume_is_bit_identical(tmp_path, dataset, straight_run, si
     assert f"stopped by {signal.Signals(signum).name}" in out and "Traceback" not in err
     resume_line = next(line for line in out.splitlines() if line.startswith("resume with: "))
     assert "--continue_train" in resume_line and "train.py" in resume_line
-    stopped = tmp_path / "ck" / "stopped"
-    assert load_state(stopped)["progress"]["total_iters"] < 12  # it really stopped early (3 epochs x 4 images)
+    state = load_state(tmp_path, "stopped")
+    assert state["progress"]["total_iters"] < 12  # it really stopped early (3 epochs x 4 images)
     result = run_to_end(command(tmp_path, dataset, "stopped", 2, "--continue_train"), tmp_path)
     assert "continuing from" in result.stdout
-    assert_same_run(straight_run(2), stopped)
+    assert_same_run(tmp_path, "straight", "stopped")
 
 
 def test_resume_from_the_save_at_an_epoch_end_is_bit_identical(tmp_path, dataset, straight_run):
     # The usual case with default flags: the only saves are those at the ends of epochs.
     flags = ["--save_latest_freq", "1000", "--save_epoch_freq", "1"]
+    straight_run(1, *flags)
     process = start(command(tmp_path, dataset, "stopped", 1, *flags), tmp_path,
                     stall_at="after:1_net_D_B.pth,after:latest_state.pth")  # the epoch-1 save is complete
     wait_for_stall(process)
     kill(process)
-    stopped = tmp_path / "ck" / "stopped"
-    assert load_state(stopped)["progress"]["epoch"] == 2
+    assert load_state(tmp_path, "stopped")["progress"]["epoch"] == 2
     run_to_end(command(tmp_path, dataset, "stopped", 1, *flags, "--continue_train"), tmp_path)
-    assert_same_run(straight_run(1, *flags), stopped)
+    assert_same_run(tmp_path, "straight", "stopped")
 
 
 def test_second_ctrl_c_exits_at_once(tmp_path, dataset):
@@ -165,7 +169,7 @@ def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(t
     # has the final save ahead when the kills aimed at it come.
     epochs = 20
     last = epochs + 1
-    straight = straight_run(epochs)
+    straight_run(epochs)
     folder = tmp_path / "ck" / "killed"
     resumed = command(tmp_path, dataset, "killed", epochs, "--continue_train")
     rng = random.Random(0)
@@ -182,19 +186,19 @@ def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(t
             time.sleep(rng.uniform(0.0, 0.01))
         kill(process)
         kills += 1
-        state = load_state(folder)  # loadable after every kill, whatever it interrupted
+        state = load_state(tmp_path, "killed")  # loadable after every kill, whatever it interrupted
         assert state["progress"]["total_iters"] > 0
         process = start(resumed, tmp_path, stall_at=plan[index + 1] if index + 1 < len(plan) else None)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
     assert kills == len(plan) >= 20 and "training finished" in out
-    assert_same_run(straight, folder)
-    state = load_state(folder)
+    assert_same_run(tmp_path, "straight", "killed")
+    state = load_state(tmp_path, "killed")
     assert_weights_match_state(folder, "latest", state)  # the finished run's weights are its final state's
     assert_weights_match_state(folder, str(last), state)
     for prefix in ("5", "10", "15", "20", str(last)):  # each numbered save complete, equal to the straight run's
         for name in state["model"]["networks"]:
             assert_identical(torch.load(folder / f"{prefix}_net_{name}.pth", weights_only=True),
-                             torch.load(straight / f"{prefix}_net_{name}.pth", weights_only=True))
+                             torch.load(tmp_path / "ck" / "straight" / f"{prefix}_net_{name}.pth", weights_only=True))
     assert not list(folder.glob(".tmp_*"))
     assert [path.name for path in folder.glob("*_state.pth")] == ["latest_state.pth"]
