@@ -3,6 +3,7 @@ import os
 import resource
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,17 @@ def run_script(script, *args, cwd, timeout=600, file_size_limit=None):
     return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout,
                           preexec_fn=limit_file_size if file_size_limit else None)
+
+
+SIDE_BY_SIDE = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+
+
+def side_by_side(function, *args, **kwargs):
+    """Start function(*args, **kwargs), typically run_script, in the background, beside the test and the
+    other calls started so (as many at once as the machine has cores, up to 4); return its Future. A
+    process the tests start spends seconds importing torch on one core, so independent ones started
+    side by side use the cores the other left idle."""
+    return SIDE_BY_SIDE.submit(function, *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
