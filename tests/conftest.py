@@ -3,6 +3,7 @@ import os
 import resource
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,15 +43,26 @@ def write_images(folder, count, size=(40, 36), mode="RGB", ext="png", seed=0, pr
     return paths
 
 
-@pytest.fixture
-def unaligned_root(tmp_path):
-    """A tiny CycleGAN dataset: trainA/trainB/testA/testB with a few 40x36 pictures each."""
-    root = tmp_path / "unaligned"
+def write_unaligned(root):
+    """Write a tiny CycleGAN dataset into `root`: trainA/trainB/testA/testB with a few 40x36 pictures
+    each; return `root`."""
     write_images(root / "trainA", 4, seed=1)
     write_images(root / "trainB", 3, seed=2)
     write_images(root / "testA", 3, seed=3)
     write_images(root / "testB", 2, seed=4)
     return root
+
+
+@pytest.fixture
+def unaligned_root(tmp_path):
+    """A tiny CycleGAN dataset (see write_unaligned)."""
+    return write_unaligned(tmp_path / "unaligned")
+
+
+@pytest.fixture(scope="module")
+def shared_unaligned_root(tmp_path_factory):
+    """The dataset of unaligned_root, written once for a module's tests, which only read it."""
+    return write_unaligned(tmp_path_factory.mktemp("unaligned"))
 
 
 @pytest.fixture
@@ -74,6 +86,35 @@ def run_script(script, *args, cwd, timeout=600, file_size_limit=None):
     return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout,
                           preexec_fn=limit_file_size if file_size_limit else None)
+
+
+SIDE_BY_SIDE = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+
+
+def side_by_side(function, *args, **kwargs):
+    """Start function(*args, **kwargs), typically run_script, in the background, beside the test and the
+    other calls started so (as many at once as the machine has cores, up to 4); return its Future. A
+    process the tests start spends seconds importing torch on one core, so independent ones started
+    side by side use the cores the other left idle."""
+    return SIDE_BY_SIDE.submit(function, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """finished_run(*args): the --checkpoints_dir of a completed `train.py *args` run, trained once in
+    the module, so that tests needing the same run share it. They only read it; a test that changes
+    it works on a copy (shutil.copytree)."""
+    folders = {}
+
+    def checkpoints_dir(*args):
+        key = tuple(map(str, args))
+        if key not in folders:
+            top = tmp_path_factory.mktemp("finished")
+            result = run_script("train.py", *args, "--checkpoints_dir", top / "ck", cwd=top)
+            assert result.returncode == 0, result.stderr[-3000:]
+            folders[key] = top / "ck"
+        return folders[key]
+    return checkpoints_dir
 
 
 STALL_HELPER = REPO_ROOT / "tests" / "helpers" / "stall"

@@ -4,6 +4,7 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import struct
 import zlib
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_script, write_images
+from conftest import run_script, side_by_side, write_images
 from engine.html import result_names
 from models import checkpoint
 from util.errors import UserError
@@ -241,16 +242,39 @@ if not torch.cuda.is_available():
     CASES.append(("gpu without CUDA", "train.py", None, ["--gpu_ids", "0"], 2, r"CUDA is not available.*--gpu_ids -1"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_bad_input(case, world, tmp_path):
+def run_case(case, world, work):
+    """Run one CASES row as a user would, in the folder `work` and against a copy of the world's
+    checkpoints of its own; return (the finished process, snapshots of that copy before and after)."""
     name, script, setup, extra, status, message = case
-    root = setup(tmp_path) if setup else world["root"]
-    before = snapshot(world["ck"])
+    root = setup(work) if setup else world["root"]
+    checkpoints = work / "ck"
+    shutil.copytree(world["ck"], checkpoints)
+    before = snapshot(checkpoints)
     args = [] if "--no-dataroot" in extra else ["--dataroot", root]
-    args += ["--name", "case_" + re.sub(r"\W", "_", name), "--checkpoints_dir", world["ck"]]
-    args += ["--results_dir", tmp_path / "results", *TEST_TINY] if script == "test.py" else TINY
+    args += ["--name", "case_" + re.sub(r"\W", "_", name), "--checkpoints_dir", checkpoints]
+    args += ["--results_dir", work / "results", *TEST_TINY] if script == "test.py" else TINY
     args += [arg for arg in extra if arg != "--no-dataroot"]
-    result = run_script(script, *args, cwd=tmp_path)
+    result = run_script(script, *args, cwd=work)
+    return result, before, snapshot(checkpoints)
+
+
+@pytest.fixture(scope="module")
+def case_runs(request, world, tmp_path_factory):
+    """{row name: Future of run_case} for the CASES rows this session selects, all started side by side
+    at the first of their tests (most rows are a process that imports torch and stops at a check)."""
+    rows = [item.callspec.params["case"] for item in request.session.items
+            if item.module is request.module and item.originalname == "test_bad_input"]
+    runs = {case[0]: side_by_side(run_case, case, world, tmp_path_factory.mktemp(re.sub(r"\W", "_", case[0])))
+            for case in rows}
+    yield runs
+    for run in runs.values():
+        run.cancel()  # those not started yet, after a failure with -x
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_bad_input(case, case_runs):
+    name, script, setup, extra, status, message = case
+    result, before, after = case_runs[name].result()
     output = result.stdout + result.stderr
     assert result.returncode == status, output[-3000:]
     assert re.search(message, output), output[-3000:]
@@ -258,7 +282,6 @@ def test_bad_input(case, world, tmp_path):
     if status == 2:
         last = result.stderr.strip().splitlines()[-1]
         assert re.search(message, last) or "required" in last or "invalid choice" in last, last
-    after = snapshot(world["ck"])
     assert {path: digest for path, digest in after.items() if path in before} == before
 
 

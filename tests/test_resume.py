@@ -16,18 +16,33 @@ BASE = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--display_id", "0", "--s
         "--num_threads", "1", "--netG", "resnet_6blocks", "--pool_size", "3"]
 
 
-@pytest.fixture
-def dataset(tmp_path):
-    root = tmp_path / "data"
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
     write_images(root / "trainA", 4, seed=1)
     write_images(root / "trainB", 3, seed=2)
     return root
 
 
+def train_args(dataset, name, epochs, *extra):
+    return ["--dataroot", str(dataset), "--name", name, "--n_epochs", str(epochs), "--n_epochs_decay", "1", *BASE,
+            *extra]
+
+
 def command(tmp_path, dataset, name, epochs, *extra):
-    return [sys.executable, str(REPO_ROOT / "train.py"), "--dataroot", str(dataset), "--name", name,
-            "--checkpoints_dir", str(tmp_path / "ck"), "--n_epochs", str(epochs), "--n_epochs_decay", "1",
-            *BASE, *extra]
+    return [sys.executable, str(REPO_ROOT / "train.py"), *train_args(dataset, name, epochs, *extra),
+            "--checkpoints_dir", str(tmp_path / "ck")]
+
+
+@pytest.fixture
+def straight_run(tmp_path, dataset, finished_run):
+    """straight_run(epochs, *flags): an uninterrupted run at tmp_path/ck/straight, to compare with: a link
+    to the one made once in this module for those flags (tests interrupting the same run share it)."""
+    def link(epochs, *flags):
+        shared = finished_run(*train_args(dataset, "straight", epochs, *flags)) / "straight"
+        (tmp_path / "ck").mkdir(exist_ok=True)
+        (tmp_path / "ck" / "straight").symlink_to(shared, target_is_directory=True)
+    return link
 
 
 STARTED = []
@@ -75,8 +90,8 @@ def assert_same_run(tmp_path, straight, resumed):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_then_resume_is_bit_identical(tmp_path, dataset, signum):
-    run_to_end(command(tmp_path, dataset, "straight", 2), tmp_path)
+def test_signal_then_resume_is_bit_identical(tmp_path, dataset, straight_run, signum):
+    straight_run(2)
     process = start(command(tmp_path, dataset, "stopped", 2), tmp_path)
     wait_for_loss_line(process)
     sent = time.time()
@@ -94,10 +109,10 @@ def test_signal_then_resume_is_bit_identical(tmp_path, dataset, signum):
     assert_same_run(tmp_path, "straight", "stopped")
 
 
-def test_resume_from_the_save_at_an_epoch_end_is_bit_identical(tmp_path, dataset):
+def test_resume_from_the_save_at_an_epoch_end_is_bit_identical(tmp_path, dataset, straight_run):
     # The usual case with default flags: the only saves are those at the ends of epochs.
     flags = ["--save_latest_freq", "1000", "--save_epoch_freq", "1"]
-    run_to_end(command(tmp_path, dataset, "straight", 1, *flags), tmp_path)
+    straight_run(1, *flags)
     process = start(command(tmp_path, dataset, "stopped", 1, *flags), tmp_path,
                     stall_at="after:1_net_D_B.pth,after:latest_state.pth")  # the epoch-1 save is complete
     wait_for_stall(process)
@@ -163,13 +178,13 @@ def aimed_at_final_save(last):
             f"{numbered_done},after:latest_state.pth"]  # committed, killed before it could say so
 
 
-def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(tmp_path, dataset):
+def test_sigkill_in_saves_and_at_random_moments_always_resumes_to_the_same_run(tmp_path, dataset, straight_run):
     # 21 epochs x 4 images = 84 iterations, each followed by a save; epochs 5, 10, 15, 20 and 21 numbered.
     # Enough that even a fast machine, going a few iterations further at each random kill, still
     # has the final save ahead when the kills aimed at it come.
     epochs = 20
     last = epochs + 1
-    run_to_end(command(tmp_path, dataset, "straight", epochs), tmp_path)
+    straight_run(epochs)
     folder = tmp_path / "ck" / "killed"
     resumed = command(tmp_path, dataset, "killed", epochs, "--continue_train")
     rng = random.Random(0)

@@ -2,6 +2,7 @@
 putting its weights files back in order."""
 import os
 import re
+import shutil
 import time
 from collections import namedtuple
 
@@ -21,6 +22,12 @@ def train(tmp_path, root, *flags):
                         *TINY, *flags, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def copy_of_finished_run(tmp_path, finished_run, root, *flags):
+    """Put in tmp_path/ck a copy of the run `train` makes with `flags`, trained once in this module (the
+    tests that change such a run each start from their own copy)."""
+    shutil.copytree(finished_run("--dataroot", root, "--name", "run", *TINY, *flags), tmp_path / "ck")
 
 
 def touch(folder, names):
@@ -66,20 +73,20 @@ def test_a_failing_periodic_save_costs_one_line_and_training_goes_on(tmp_path, u
     assert not list(folder.glob(".tmp_*")) and not list(folder.glob("iter_*_state.pth"))
 
 
-def test_continue_finds_the_newest_state_without_epoch_count(tmp_path, unaligned_root):
-    train(tmp_path, unaligned_root, "--n_epochs", "2")
-    result = train(tmp_path, unaligned_root, "--n_epochs", "3", "--continue_train")
+def test_continue_finds_the_newest_state_without_epoch_count(tmp_path, finished_run, shared_unaligned_root):
+    copy_of_finished_run(tmp_path, finished_run, shared_unaligned_root, "--n_epochs", "2")
+    result = train(tmp_path, shared_unaligned_root, "--n_epochs", "3", "--continue_train")
     assert "continuing from" in result.stdout and "epoch 3, 0 images into it" in result.stdout
     assert "epoch 3/3" in result.stderr and "epoch 1/3" not in result.stderr
     state = torch.load(tmp_path / "ck" / "run" / "latest_state.pth", weights_only=True)
     assert state["progress"]["epoch"] == 4 and state["progress"]["total_iters"] == 12
 
 
-def test_continue_from_weights_only_as_the_original_tool_saved_them(tmp_path, unaligned_root):
-    train(tmp_path, unaligned_root, "--n_epochs", "1")
+def test_continue_from_weights_only_as_the_original_tool_saved_them(tmp_path, finished_run, shared_unaligned_root):
+    copy_of_finished_run(tmp_path, finished_run, shared_unaligned_root, "--n_epochs", "1")
     for path in (tmp_path / "ck" / "run").glob("*_state.pth"):
         path.unlink()
-    result = train(tmp_path, unaligned_root, "--n_epochs", "2", "--continue_train", "--epoch_count", "2")
+    result = train(tmp_path, shared_unaligned_root, "--n_epochs", "2", "--continue_train", "--epoch_count", "2")
     assert "no training state: optimisers restart" in result.stdout and "epoch 2/2" in result.stderr
 
 
@@ -101,16 +108,17 @@ def weights_equal_state(folder, prefix, state):
     return True
 
 
-def test_resume_puts_back_the_weights_a_killed_final_save_did_not_write(tmp_path, unaligned_root):
+def test_resume_puts_back_the_weights_a_killed_final_save_did_not_write(tmp_path, finished_run,
+                                                                        shared_unaligned_root):
     # What a kill between the files of the last save used to leave: a state past the last epoch
     # whose weights files are missing, damaged, or from a save that never completed.
-    train(tmp_path, unaligned_root, "--n_epochs", "2")
+    copy_of_finished_run(tmp_path, finished_run, shared_unaligned_root, "--n_epochs", "2")
     folder = tmp_path / "ck" / "run"
     (folder / "2_net_G_A.pth").unlink()
     (folder / "latest_net_D_B.pth").write_bytes(b"half written")
     torch.save([1, 2], folder / "latest_net_G_B.pth")  # loads, but holds no weights
     (folder / "3_net_G_B.pth").write_bytes((folder / "2_net_G_B.pth").read_bytes())
-    result = train(tmp_path, unaligned_root, "--n_epochs", "2", "--continue_train")
+    result = train(tmp_path, shared_unaligned_root, "--n_epochs", "2", "--continue_train")
     rewritten = re.findall(r"rewrote .*/(\S+) from the training state", result.stdout)
     assert sorted(rewritten) == ["2_net_G_A.pth", "latest_net_D_B.pth", "latest_net_G_B.pth"]
     assert re.search(r"removed .*3_net_G_B.pth: the save it belongs to never completed", result.stdout)
@@ -152,13 +160,13 @@ def test_the_disk_plan_warns_when_the_space_will_not_last(tmp_path, unaligned_ro
 
 
 def test_a_disk_that_fills_up_fails_periodic_saves_with_a_warning_and_the_final_save_with_exit_2(
-        tmp_path, unaligned_root):
-    train(tmp_path, unaligned_root, "--n_epochs", "1")
+        tmp_path, finished_run, shared_unaligned_root):
+    copy_of_finished_run(tmp_path, finished_run, shared_unaligned_root, "--n_epochs", "1")
     folder = tmp_path / "ck" / "run"
     before = {path.name: path.read_bytes() for path in folder.glob("*.pth")}
-    result = run_script("train.py", "--dataroot", unaligned_root, "--name", "run", "--checkpoints_dir", tmp_path / "ck",
-                        *TINY, "--n_epochs", "2", "--continue_train", "--save_latest_freq", "2", cwd=tmp_path,
-                        file_size_limit=len(before["latest_state.pth"]) - 1)
+    result = run_script("train.py", "--dataroot", shared_unaligned_root, "--name", "run", "--checkpoints_dir",
+                        tmp_path / "ck", *TINY, "--n_epochs", "2", "--continue_train", "--save_latest_freq", "2",
+                        cwd=tmp_path, file_size_limit=len(before["latest_state.pth"]) - 1)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     periodic = [line for line in result.stderr.splitlines() if line.startswith("warning: could not write")]
     assert len(periodic) == 2 and all("latest_state.pth (File too large)" in line for line in periodic)
