@@ -6,7 +6,9 @@
 Results go to results_dir/name/<phase>_<epoch>/: images/<stem>_<label>.png and index.html (inputs
 that share a file name, such as x.png, x.jpg and sub/x.png, get x_png, x_jpg and sub_x in place of
 the stem; see engine/html.py result_names).
-Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
+The generators' weights are those of <epoch>_net_<name>.pth: for a run trained with --ema_decay their
+averages, or with --raw_weights the raw weights saved beside them (<epoch>_net_<name>_raw.pth); the
+printed `weights:` line says which. Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
 metrics are computed as the images come out, printed, written to metrics.json and shown at the top of
 the page (see metrics/ and engine/metric_collector.py).
 """
@@ -18,7 +20,7 @@ from engine.metric_collector import MetricsCollector
 from metrics.registry import parse_metric_names
 from metrics.report import REFERENCE, compute_metrics, report_lines, save_metrics
 from models import checkpoint, create_model
-from options.base_options import architecture_summary, require_writable_folder
+from options.base_options import architecture_summary, require_writable_folder, trained_ema_decay
 from options.test_options import TestOptions
 from util.errors import exit_on_user_error
 from util.progress import progress_bar
@@ -44,11 +46,13 @@ def main(argv=None):
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup()
-    checkpoint.load_networks(model, os.path.join(opt.checkpoints_dir, opt.name), checkpoint.load_prefix(opt),
-                             architecture_summary(opt))
+    save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+    loaded = checkpoint.load_networks(model, save_dir, checkpoint.load_prefix(opt), architecture_summary(opt),
+                                      opt.raw_weights, trained_ema_decay(save_dir))
     web_dir = result_dir(opt)
     require_writable_folder(web_dir, "--results_dir", opt.results_dir)  # before the model runs
     print(model.describe_networks(opt.verbose))
+    print(f"weights: {loaded}")
     metric_names = parse_metric_names(opt.metrics)
     collector = MetricsCollector(metric_names, opt, model.visual_names) if metric_names else None
     if opt.runtime.is_main:

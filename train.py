@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from data import create_dataset
 from engine import train_state
-from engine.evaluation import BEST_PREFIX, Evaluator
+from engine.evaluation import BEST_PREFIX, Evaluator, training_untouched
 from engine.interrupt import GracefulStop
 from engine.visualizer import visualizer_for
 from models import checkpoint, create_model
@@ -132,17 +132,14 @@ class Trainer:
                 iter_data_time = time.time()
         # Every epoch gets a row of visuals on the web page, even when display_freq was not reached.
         if trained_now:
-            model.compute_visuals()
-            self.visualizer.display_current_results(model.get_current_visuals(), progress.epoch, True,
-                                                    progress.total_iters)
+            self.visualizer.display_current_results(output_visuals(model), progress.epoch, True, progress.total_iters)
         return True
 
     def after_iteration(self, step, iter_start, data_time, bar):
         """Display, log and save at their frequencies (counted in images)."""
         opt, progress, model = self.opt, self.progress, self.model
         if crossed(progress.total_iters, step, opt.display_freq):
-            model.compute_visuals()
-            self.visualizer.display_current_results(model.get_current_visuals(), progress.epoch,
+            self.visualizer.display_current_results(output_visuals(model), progress.epoch,
                                                     crossed(progress.total_iters, step, opt.update_html_freq),
                                                     progress.total_iters)
         if crossed(progress.total_iters, step, opt.print_freq):
@@ -201,6 +198,18 @@ class Trainer:
               f"mean generator loss {mean_generator_loss:.4f} \t learning rate {old_lr:.7f} -> {new_lr:.7f}")
 
 
+def output_visuals(model):
+    """The visuals of the current batch, from the generators whose outputs the user sees: with --ema_decay
+    their averages run on the batch once more (leaving training as it was: random streams and buffers
+    put back); otherwise those of the training step."""
+    if not model.outputs_from_averages():
+        model.compute_visuals()
+        return model.get_current_visuals()
+    with model.generators_for_outputs(), training_untouched(model):
+        model.test()
+    return model.get_current_visuals()
+
+
 def resume_command():
     """The command line that continues this run."""
     args = sys.argv[1:] + ([] if "--continue_train" in sys.argv else ["--continue_train"])
@@ -215,7 +224,8 @@ def continue_run(opt, save_dir, model, dataset, state_file, state):
     """
     if state is None:
         prefix = checkpoint.load_prefix(opt)
-        checkpoint.load_networks(model, save_dir, prefix, architecture_summary(opt))
+        checkpoint.load_networks(model, save_dir, prefix, architecture_summary(opt), raw_weights=True)
+        model.restart_average()
         print(f"continuing from the weights saved as {prefix} (no training state: optimisers restart), "
               f"at epoch {opt.epoch_count}")
         return train_state.Progress(epoch=opt.epoch_count)
@@ -255,6 +265,7 @@ def main(argv=None):
         state_file, state = train_state.find_resume_state(save_dir, checkpoint.load_prefix(opt))
         if state is not None:
             train_state.check_same_architecture(state["options"], opt, state_file)
+            train_state.check_ema_decay(state["options"], opt, state_file)
     dataset = create_dataset(opt, seed=state["data"]["seed"] if state else None)
     print(f"The number of training images = {len(dataset)}; batch size {opt.batch_size} per process x "
           f"{runtime.world_size} process(es) = {opt.batch_size * runtime.world_size}")

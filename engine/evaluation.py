@@ -2,10 +2,11 @@
 
 Every --eval_freq epochs (or images) the generators run over the evaluation images (--eval_phase of
 --eval_dataroot, read the way test.py reads test images), and --metrics are computed by the same
-code as `test.py --metrics`. Whenever --best_metric improves, the weights are saved as
-best_net_<name>.pth with the score in best_score.json; `test.py --epoch best` tests them. The real
-images' Inception features are computed at the first evaluation and kept, so later evaluations cost
-only the generated side. Evaluating leaves training exactly as it was: it runs on saved-and-restored
+code as `test.py --metrics`, on the generators' averages with --ema_decay (unless --raw_weights).
+Whenever --best_metric improves, the weights are saved as best_net_<name>.pth (with --ema_decay: the
+averages, the raw weights as best_net_<name>_raw.pth) with the score in best_score.json; `test.py
+--epoch best` tests them. The real images' Inception features are computed at the first evaluation
+and kept, so later evaluations cost only the generated side. Evaluating leaves training exactly as it was: it runs on saved-and-restored
 random generators and puts back the networks' buffers (batch-norm statistics).
 """
 import argparse
@@ -109,8 +110,9 @@ class Evaluator:
         start = time.perf_counter()
         collector = MetricsCollector(self.names, self.opt, model.visual_names, self.inception, self.real_features)
         self.inception = collector.inception or self.inception
-        # The generators run in training mode, as test.py runs them without --eval.
-        with training_untouched(model):
+        # The generators that make the user's outputs (the averages of --ema_decay) run in training mode,
+        # as test.py runs them without --eval.
+        with model.generators_for_outputs(), training_untouched(model):
             for batch in self.dataset:
                 model.set_input(batch)
                 model.test()

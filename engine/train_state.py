@@ -2,8 +2,9 @@
 
 Every save is one commit of several files (see util.atomic_files.write_files): the original-format weights
 `<epoch>_net_<name>.pth` or `iter_<n>_net_<name>.pth` of a numbered save (weights only, as the
-original keeps them), `latest_net_<name>.pth`, and last `latest_state.pth`, which marks the set
-complete. It holds the networks, optimisers, schedulers, image pools, the position in the run
+original keeps them; with --ema_decay the generators' averages, their raw weights in
+`..._net_<name>_raw.pth`), `latest_net_<name>.pth`, and last `latest_state.pth`, which marks the set
+complete. It holds the networks (and averages), optimisers, schedulers, image pools, the position in the run
 (epoch, images done in it, images in total, the epoch's running generator loss), the current
 epoch's data order and data seed, the random states (Python, NumPy, torch CPU and CUDA; each rank's
 own under torchrun), the prefixes it saved weights under and the options. A kill between the files
@@ -219,7 +220,7 @@ def repair_weight_files(save_dir, state):
     Weights of numbered saves beyond the state's position are the remains of a save that never
     completed: they are removed (training writes them again). Returns the paths rewritten and removed.
     """
-    networks = state["model"]["networks"]
+    networks = checkpoint.state_weights(state["model"])
     stale = [(path, weights) for path, weights in
              checkpoint.weight_files(save_dir, state.get("saved_as", []), networks)
              if not _file_holds(path, weights)]
@@ -284,6 +285,24 @@ def check_same_architecture(saved_options, opt, path):
         given = " ".join(_as_flag(name, options.get(name)) for name in differing)
         raise UserError(f"{path} was trained with {saved}, not {given}; repeat the saved flags to continue it, "
                         "or start a new run with another --name")
+
+
+def check_ema_decay(saved_options, opt, path):
+    """Continuing a run with another --ema_decay: a new decay continues the generators' averages, and
+    turning it on starts them from the current weights (a note each); turning it off is a UserError,
+    as the run's usual weights files hold averages (its raw weights are in the *_raw.pth files)."""
+    saved, given = saved_options.get("ema_decay", 0.0), opt.ema_decay
+    if saved == given:
+        return
+    if given == 0:
+        raise UserError(f"{path} was trained with --ema_decay {saved:g}, whose weights files hold the generators' "
+                        f"averages; continue it with --ema_decay {saved:g} (or another decay above 0), or start a new "
+                        "run with another --name")
+    if saved == 0:
+        logger.info(f"note: {path} was trained without --ema_decay; the generators' averages start from their "
+                    "current weights")
+    else:
+        logger.info(f"note: the generators' averages continue with --ema_decay {given:g} (the run had {saved:g})")
 
 
 def _as_flag(name, value):

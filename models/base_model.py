@@ -1,10 +1,12 @@
 """BaseModel: what every model shares (devices, optimiser schedules, visuals, losses, state).
 
 A model fills in `set_input`, `forward` and `optimize_parameters`, names its losses, visuals and
-networks in `loss_names`, `visual_names` and `model_names`, and may add flags in
+networks in `loss_names`, `visual_names` and `model_names` (its generators among them in
+`generator_names`: those --ema_decay averages, see models/ema.py), and may add flags in
 `modify_commandline_options`. Models never print or write files; train.py, test.py and engine/ do
 (models/checkpoint.py only names and loads weights files).
 """
+import contextlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
@@ -12,9 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from runtime.runtime import runtime_of
+from util.errors import UserError
 
 from .checkpoint import unwrap
 from .discriminators import receptive_field
+from .ema import WeightAverage
 from .image_pool import ImagePool
 from .parallel import data_parallel, sync_batch_norm
 from .schedulers import get_scheduler
@@ -31,6 +35,8 @@ class BaseModel(ABC):
         self.device = self.runtime.device
         self.loss_names = []
         self.model_names = []
+        self.generator_names = []  # the networks of model_names that are generators
+        self.average = None  # their models.ema.WeightAverage with --ema_decay (training only)
         self.visual_names = []
         self.optimizers = []
         self.scalers = []  # one loss scaler per optimiser (active for --amp fp16 only)
@@ -119,15 +125,65 @@ class BaseModel(ABC):
         scaler.step(optimizer)
         scaler.update()
         self.steps_taken[self.optimizers.index(optimizer)] += 1
+        if self.average and optimizer in self.averaged_optimizers:
+            self.average.update(self.generators())
 
     def networks(self):
         """OrderedDict name -> network, in `model_names` order (G_A, G_B, D_A, D_B for CycleGAN)."""
         return OrderedDict((name, getattr(self, "net" + name)) for name in self.model_names)
 
     def setup(self):
-        """Create the learning-rate schedulers (training only); call after the optimisers exist."""
+        """Create the learning-rate schedulers and, with --ema_decay, the generators' averages (training
+        only); call after the optimisers exist."""
         if self.isTrain:
             self.schedulers = [get_scheduler(optimizer, self.opt) for optimizer in self.optimizers]
+            if getattr(self.opt, "ema_decay", 0) > 0:
+                self.start_average()
+
+    def start_average(self):
+        """Average the generators (--ema_decay), updated after every step of an optimiser that trains them."""
+        if not self.generator_names:
+            raise UserError(f"--model {self.opt.model} names no generators to average; train it without --ema_decay")
+        generators = self.generators()
+        trained = {id(param) for net in generators.values() for param in net.parameters()}
+        self.averaged_optimizers = [optimizer for optimizer in self.optimizers if any(
+            id(param) in trained for group in optimizer.param_groups for param in group["params"])]
+        self.average = WeightAverage(generators, self.opt.ema_decay)
+
+    def generators(self):
+        """name -> generator network, in `generator_names` order."""
+        return {name: getattr(self, "net" + name) for name in self.generator_names}
+
+    def averaged_networks(self):
+        """name -> the EMA copy of each generator; empty without --ema_decay."""
+        return dict(self.average.networks) if self.average else {}
+
+    def restart_average(self):
+        """Start the generators' averages afresh from their current weights (a run continued without
+        saved averages); nothing without --ema_decay."""
+        if self.average:
+            self.average.restart(self.generators())
+
+    def outputs_from_averages(self):
+        """Whether the outputs the user sees come from the generators' averages (--ema_decay without
+        --raw_weights)."""
+        return self.average is not None and not self.opt.raw_weights
+
+    @contextlib.contextmanager
+    def generators_for_outputs(self):
+        """Within it each generator attribute (netG_A, ...) is the network whose outputs the user sees:
+        its EMA copy with --ema_decay, the trained network itself without it or with --raw_weights."""
+        if not self.outputs_from_averages():
+            yield
+            return
+        trained = self.generators()
+        try:
+            for name, average in self.average.networks.items():
+                setattr(self, "net" + name, average)
+            yield
+        finally:
+            for name, net in trained.items():
+                setattr(self, "net" + name, net)
 
     def image_pools(self):
         """The model's image pools by attribute name (they are part of the training state)."""
@@ -135,8 +191,8 @@ class BaseModel(ABC):
 
     def training_state(self):
         """Everything of the model a resumed run needs: networks, optimisers, schedulers, step counts,
-        image pools."""
-        return {
+        image pools, and the generators' averages with --ema_decay."""
+        state = {
             "networks": {name: unwrap(net).state_dict() for name, net in self.networks().items()},
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "scalers": [scaler.state_dict() for scaler in self.scalers],
@@ -144,6 +200,9 @@ class BaseModel(ABC):
             "steps_taken": list(self.steps_taken),
             "pools": self.pool_states(),
         }
+        if self.average:
+            state["ema"] = self.average.state_dict()
+        return state
 
     def pool_states(self):
         """The image pools' contents (each process of a torchrun job has its own)."""
@@ -167,6 +226,10 @@ class BaseModel(ABC):
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
         self.steps_taken = list(state.get("steps_taken", self.steps_taken))  # states saved before it: 0
+        if self.average and "ema" in state:
+            self.average.load_state_dict(state["ema"])
+        else:
+            self.restart_average()  # --ema_decay turned on for a run saved without it
 
     def train(self):
         """Put every network in training mode."""
@@ -239,6 +302,9 @@ class BaseModel(ABC):
             if option_flags:
                 line += f", built with {' '.join(option_flags)}"
             lines.append(line)
+        if self.average:
+            lines.append(f"[EMA] {', '.join(self.generator_names)} averaged with --ema_decay {self.average.decay:g} "
+                         "(decay min(D, (1 + n) / (10 + n)) at update n)")
         return "\n".join(lines)
 
     @staticmethod

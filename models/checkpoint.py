@@ -2,7 +2,9 @@
 
 Files are plain state_dicts of CPU tensors (written with util.atomic_files). Loads use
 `weights_only=True`, accept the original tool's files (including stale InstanceNorm statistics of
-its published generators) and explain a mismatch instead of dumping a state_dict error.
+its published generators) and explain a mismatch instead of dumping a state_dict error. A run with
+--ema_decay saves each generator's averaged (EMA) weights under the usual name, so that any test.py,
+the original's included, picks them, and its raw weights beside them as <prefix>_net_<name>_raw.pth.
 """
 import glob
 import os
@@ -18,6 +20,7 @@ from .generators import infer_generator_flags
 
 _STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # left by DataParallel/DDP and torch.compile
+RAW_SUFFIX = "_raw"  # <prefix>_net_<name>_raw.pth: a generator's raw weights beside its EMA weights
 
 
 def checkpoint_path(save_dir, prefix, net_name):
@@ -25,10 +28,31 @@ def checkpoint_path(save_dir, prefix, net_name):
     return os.path.join(save_dir, f"{prefix}_net_{net_name}.pth")
 
 
+def _cpu_weights(net):
+    return {key: value.detach().cpu() for key, value in unwrap(net).state_dict().items()}
+
+
 def network_weights(model):
-    """name -> the network's state_dict as CPU tensors with clean names (what a weights file holds)."""
-    return {name: {key: value.detach().cpu() for key, value in unwrap(net).state_dict().items()}
-            for name, net in model.networks().items()}
+    """file name part -> state_dict as CPU tensors with clean names: what the weights files of a save of
+    `model` hold (see weights_by_file)."""
+    return weights_by_file({name: _cpu_weights(net) for name, net in model.networks().items()},
+                           {name: _cpu_weights(net) for name, net in model.averaged_networks().items()})
+
+
+def weights_by_file(networks, averaged):
+    """The weights files' contents, by the name part of each file: every network of `networks` (name ->
+    state_dict) under its name, except that a generator with an average in `averaged` (name -> state_dict
+    of its EMA copy) has the average under its name and its own weights under <name>_raw."""
+    files = dict(networks)
+    for name, state in averaged.items():
+        files[name + RAW_SUFFIX] = networks[name]
+        files[name] = state
+    return files
+
+
+def state_weights(model_state):
+    """weights_by_file of the model part of a training state (see BaseModel.training_state)."""
+    return weights_by_file(model_state["networks"], model_state.get("ema", {}).get("networks", {}))
 
 
 def weight_files(save_dir, prefixes, weights):
@@ -131,15 +155,49 @@ def load_network(net, path, arch_hint=""):
                         f"({_mismatch_summary(target, state_dict)}); {fix}")
 
 
-def load_networks(model, save_dir, prefix, arch_hint=""):
-    """Load <prefix>_net_<name>.pth into each network of `model`; UserError naming what exists if absent."""
+def weights_file(save_dir, prefix, name, raw_weights=False, ema_decay=0.0):
+    """(path, kind) of the file with network `name`'s weights of the save `prefix`; kind: "ema" for a
+    generator's averaged weights, "raw" for weights as trained.
+
+    raw_weights: take the raw weights of a generator saved with an average (its <name>_raw file); ema_decay:
+    the --ema_decay the run was trained with (0: none, so its files hold raw weights). UserError when the
+    raw weights of such a run are asked for and their file is missing.
+    """
+    path, raw_path = checkpoint_path(save_dir, prefix, name), checkpoint_path(save_dir, prefix, name + RAW_SUFFIX)
+    if os.path.isfile(raw_path):
+        return (raw_path, "raw") if raw_weights else (path, "ema")
+    if raw_weights and ema_decay > 0 and os.path.isfile(path):
+        raise UserError(f"no raw weights file {raw_path}: the run was trained with --ema_decay {ema_decay:g}, so "
+                        f"{os.path.basename(path)} holds the averaged (EMA) weights; leave out --raw_weights to use "
+                        "those, or pick an --epoch saved with its raw weights")
+    return path, "ema" if ema_decay > 0 else "raw"
+
+
+def describe_weights(loaded, ema_decay=0.0):
+    """Which weights `loaded` ((path, kind) pairs, see weights_file) are, in words, e.g. 'EMA weights
+    (decay 0.999) from latest_net_G_A.pth, latest_net_G_B.pth'. ema_decay: the run's --ema_decay."""
+    labels = {"ema": f"EMA weights (decay {ema_decay:g})" if ema_decay > 0 else "EMA weights", "raw": "raw weights"}
+    parts = []
+    for kind, label in labels.items():
+        files = [os.path.basename(path) for path, file_kind in loaded if file_kind == kind]
+        if files:
+            parts.append(f"{label} from {', '.join(files)}")
+    return "; ".join(parts)
+
+
+def load_networks(model, save_dir, prefix, arch_hint="", raw_weights=False, ema_decay=0.0):
+    """Load the weights of save `prefix` into each network of `model` (see weights_file for raw_weights and
+    ema_decay); UserError naming what exists if absent. Returns what was loaded, in words (describe_weights)."""
+    loaded = []
     for name, net in model.networks().items():
-        path = checkpoint_path(save_dir, prefix, name)
+        path, kind = weights_file(save_dir, prefix, name, raw_weights, ema_decay)
         if not os.path.isfile(path):
             found = saved_prefixes(save_dir)
             choice = f"saved there: {', '.join(found)}" if found else "nothing is saved there yet; train first"
             raise UserError(f"no checkpoint {path}; pick an existing --epoch/--load_iter ({choice})")
         load_network(net, path, arch_hint)
+        loaded.append((path, kind))
+    return describe_weights(loaded, ema_decay)
 
 
 def load_prefix(opt):

@@ -48,6 +48,7 @@ class CycleGANModel(BaseModel):
         self.visual_names = ["real_A", "fake_B", "rec_A"] + (["idt_B"] if use_identity else []) + \
                             ["real_B", "fake_A", "rec_B"] + (["idt_A"] if use_identity else [])
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
+        self.generator_names = ["G_A", "G_B"]
         if use_identity and opt.input_nc != opt.output_nc:
             raise UserError(f"the identity loss needs --input_nc ({opt.input_nc}) equal to --output_nc "
                             f"({opt.output_nc}); make them equal or pass --lambda_identity 0")

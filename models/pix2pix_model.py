@@ -37,6 +37,7 @@ class Pix2PixModel(BaseModel):
             self.loss_names.append("D_R1")  # the penalty's value when last computed
         self.visual_names = ["real_A", "fake_B", "real_B"]
         self.model_names = ["G", "D"] if self.isTrain else ["G"]
+        self.generator_names = ["G"]
         self.netG = self.build_network(define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                                 not opt.no_dropout, opt.init_type, opt.init_gain,
                                                 **generator_options(opt)))

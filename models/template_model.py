@@ -5,8 +5,9 @@ How to add a model named `my_idea`:
    without underscores, plus "Model"; case does not matter). `--model my_idea` then finds it.
 2. Add its flags and change defaults in `modify_commandline_options`; give a numeric flag its allowed
    range as its type (`type=NumberRange(float, minimum=0)`), so that a bad value is refused in one line.
-3. In `__init__`, name the losses, visuals and networks; build networks with `self.build_network`
-   and optimisers with `self.make_optimizer` (schedulers come from BaseModel.setup).
+3. In `__init__`, name the losses, visuals and networks, and which networks are generators (those
+   --ema_decay averages); build networks with `self.build_network` and optimisers with
+   `self.make_optimizer` (schedulers and averages come from BaseModel.setup).
 4. Fill in `set_input` (move tensors with `self.to_input`), `forward` and `optimize_parameters`
    (forward passes and losses inside `self.autocast()`, then `self.backward(loss, optimizer)` and
    `self.step(optimizer)`); store `self.loss_G`, the generator's total loss, which the plateau
@@ -39,6 +40,7 @@ class TemplateModel(BaseModel):
         self.loss_names = ["G"]  # printed, logged and plotted as loss_G
         self.visual_names = ["data_A", "output", "data_B"]  # shown on the web page and in visdom
         self.model_names = ["G"]  # saved as <epoch>_net_G.pth, the attribute is self.netG
+        self.generator_names = ["G"]  # averaged with --ema_decay
         self.netG = self.build_network(define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
                                                 not opt.no_dropout, opt.init_type, opt.init_gain,
                                                 **generator_options(opt)))

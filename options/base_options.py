@@ -134,6 +134,26 @@ def read_saved_options(path, parser):
     return values
 
 
+def trained_ema_decay(save_dir):
+    """The --ema_decay that the run in `save_dir` was trained with, read from its train_opt.txt (0 when
+    it had none, or there is no such file)."""
+    path = os.path.join(save_dir, "train_opt.txt")
+    if not os.path.isfile(path):
+        return 0.0
+    reader = argparse.ArgumentParser(add_help=False)
+    reader.add_argument("--ema_decay", type=float, default=0.0)
+    return read_saved_options(path, reader).get("ema_decay", 0.0)
+
+
+def add_raw_weights_flag(group):
+    """Add --raw_weights to an argument group (train.py, test.py and scripts/export.py share it)."""
+    group.add_argument("--raw_weights", action="store_true",
+                       help="use the generators' raw weights, not their average of --ema_decay: test.py and "
+                            "scripts/export.py load <epoch>_net_<name>_raw.pth, train.py shows and evaluates the "
+                            "raw generators (and picks best_net_*.pth by them); the files saved stay the same. A run "
+                            "without --ema_decay has raw weights only, so this changes nothing there")
+
+
 def architecture_summary(opt):
     """The flags that decide the networks' shapes, as a user would type them (for error messages)."""
     flags = [f"--netG {opt.netG}", f"--ngf {opt.ngf}", f"--norm {opt.norm}",
@@ -263,6 +283,7 @@ class BaseOptions:
                             "tanh(atanh(input) + last layer), whose weights start at 0, so an untrained generator "
                             "returns its input; for tasks that keep the picture and change its colours or tones; "
                             "needs --input_nc equal to --output_nc")
+        add_raw_weights_flag(g)
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),
                        help="how the dataset is laid out")

@@ -104,6 +104,13 @@ class TrainOptions(BaseOptions):
                             "plateau (x0.2 when the epoch's mean generator loss stalls) or cosine over the whole run")
         g.add_argument("--lr_decay_iters", type=NumberRange(int, minimum=1), default=50,
                        help="epochs between x0.1 decays of the step policy")
+        g.add_argument("--ema_decay", type=NumberRange(float, minimum=0, below=1), default=0.0,
+                       help="keep an exponential moving average (EMA) of the generators' weights, updated after "
+                            "every generator step: ema = d * ema + (1 - d) * weights, d = min(D, (1 + n) / (10 + n)) "
+                            "at update n (a warm-up, so early averages are not stale); typical: 0.999. The average "
+                            "makes the visuals, the --eval_freq evaluations and best_net_*.pth, and is saved as the "
+                            "usual *_net_G*.pth files that test.py and scripts/export.py load (the raw weights as "
+                            "*_net_G*_raw.pth, see --raw_weights); 0: off")
         parser.add_alias("--niter", "--n_epochs", "n_epochs", type=int)
         parser.add_alias("--niter_decay", "--n_epochs_decay", "n_epochs_decay", type=int)
         parser.add_alias("--no_lsgan", "--gan_mode vanilla", "gan_mode", const="vanilla")

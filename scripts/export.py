@@ -6,7 +6,8 @@ Writes <out>/<name>_<net>.pt and <out>/<name>_<net>.onnx (opset 18; batch, heigh
 dynamic). The exported model pads its input by reflection to the generator's size multiple and
 crops the output back, as test.py does, so it takes any image whose sides are at least that
 multiple (4 for resnet, 128/256 for unet). Architecture flags not given are read from the
-experiment's train_opt.txt. Each export is run on sample images at two sizes (random inputs
+experiment's train_opt.txt. For a run trained with --ema_decay the generator's averaged weights are
+exported (its usual weights file), with --raw_weights its raw weights (<epoch>_net_<net>_raw.pth). Each export is run on sample images at two sizes (random inputs
 without --sample_images) and the largest absolute difference from PyTorch is printed; above
 --tolerance the command fails with exit status 2.
 """
@@ -25,7 +26,13 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from models.blocks import RESBLOCK_CHOICES, UPSAMPLE_CHOICES, fold_weight_norm  # noqa: E402
-from models.checkpoint import checkpoint_path, load_network, saved_prefixes  # noqa: E402
+from models.checkpoint import (  # noqa: E402
+    checkpoint_path,
+    describe_weights,
+    load_network,
+    saved_prefixes,
+    weights_file,
+)
 from models.generators import (  # noqa: E402
     GENERATOR_CHOICES,
     GENERATOR_OPTION_DEFAULTS,
@@ -34,7 +41,7 @@ from models.generators import (  # noqa: E402
     generator_options,
 )
 from models.norms import NORM_CHOICES  # noqa: E402
-from options.base_options import read_saved_options  # noqa: E402
+from options.base_options import add_raw_weights_flag, read_saved_options, trained_ema_decay  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.util import mkdirs  # noqa: E402
 
@@ -83,6 +90,7 @@ def parse_args(argv=None):
     parser.add_argument("--resblock", default=None, choices=RESBLOCK_CHOICES, help="the resnet generator's blocks")
     parser.add_argument("--residual_output", action="store_true", default=None,
                         help="the generator predicts a change to its input")
+    add_raw_weights_flag(parser)
     parser.add_argument("--formats", default="torchscript,onnx", help="comma-separated: torchscript, onnx")
     parser.add_argument("--out", default="./exported", help="folder for the exported files")
     parser.add_argument("--sample_images", nargs="*", default=[],
@@ -102,12 +110,14 @@ def resolve_architecture(opt, parser):
 
 
 def find_checkpoint(opt):
-    """(net name, path) of the weights file to export; UserError naming what exists if absent."""
+    """(net name, path, which weights in words) of the weights file to export (the raw weights with
+    --raw_weights); UserError naming what exists if absent."""
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     for net in [opt.net] if opt.net else ["G_A", "G"]:
-        path = checkpoint_path(save_dir, opt.epoch, net)
-        if os.path.isfile(path):
-            return net, path
+        if os.path.isfile(checkpoint_path(save_dir, opt.epoch, net)):
+            decay = trained_ema_decay(save_dir)
+            path, kind = weights_file(save_dir, opt.epoch, net, opt.raw_weights, decay)
+            return net, path, describe_weights([(path, kind)], decay)
     found = saved_prefixes(save_dir) if os.path.isdir(save_dir) else []
     choice = f"saved there: {', '.join(found)}" if found else "check --name and --checkpoints_dir"
     raise UserError(f"no checkpoint {checkpoint_path(save_dir, opt.epoch, opt.net or 'G_A')}; "
@@ -205,9 +215,10 @@ def main(argv=None):
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise UserError(f"unknown --formats {','.join(unknown) or '(empty)'}; choose from {','.join(FORMATS)}")
-    net_name, path = find_checkpoint(opt)
+    net_name, path, weights = find_checkpoint(opt)
     resolve_architecture(opt, parser)
     model = build_generator(opt, path)
+    print(f"exporting the {weights}")
     inputs = check_inputs(image_files(opt.sample_images), opt.input_nc, model.multiple)
     mkdirs(opt.out)
     stem = os.path.join(opt.out, f"{opt.name}_{net_name}")
