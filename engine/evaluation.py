@@ -108,7 +108,9 @@ class Evaluator:
         """Run the generators over the evaluation images and compute the metrics. Every process must
         call it; rank 0 gets an Evaluation (report, score, improved, seconds), the others None."""
         start = time.perf_counter()
-        collector = MetricsCollector(self.names, self.opt, model.visual_names, self.inception, self.real_features)
+        # Test-style options: ground truth found by name comes from the evaluation folder, read as test.py reads it.
+        collector = MetricsCollector(self.names, evaluation_options(self.opt), model.visual_names, self.inception,
+                                     self.real_features)
         self.inception = collector.inception or self.inception
         # The generators that make the user's outputs (the averages of --ema_decay) run in training mode,
         # as test.py runs them without --eval.
