@@ -69,7 +69,7 @@ def test_train_and_test_under_torchrun(tmp_path, unaligned_root):
     assert len(list((tmp_path / "results" / "ddp" / "test_latest" / "images").iterdir())) == 18
 
 
-@pytest.mark.parametrize("flags", [["--norm", "instance"], ["--norm", "batch"],
+@pytest.mark.parametrize("flags", [["--norm", "instance"], ["--norm", "batch", "--ema_decay", "0.9"],
                                    ["--gan_mode", "wgangp", "--norm", "batch"], ["--r1_gamma", "1", "--norm", "batch"]])
 def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
     flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", *flags]
@@ -81,6 +81,14 @@ def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
     assert len(single["penalties"]) == (2 if "wgangp" in flags else 0)
     for mine, theirs, whole in zip(ddp["penalties"], rank1["penalties"], single["penalties"]):
         assert torch.allclose((mine + theirs) / 2, whole, rtol=1e-5), (mine, theirs, whole)
+    # --ema_decay: both ranks average their generators alike (the copies are not wrapped in DDP) after the
+    # step that DDP made the same on both. Adam's first step moves a weight by at most about lr = 2e-4,
+    # and the first update keeps 0.1 of the initial weights: each average is within 0.1 * lr of its weight.
+    assert_identical(ddp["averages"], rank1["averages"], "averages")
+    averaged = [key for key in ddp["averages"] if key in ddp["parameters"]]
+    assert len(averaged) > (40 if "--ema_decay" in flags else -1)
+    gaps = [(ddp["averages"][key] - ddp["parameters"][key][0]).abs().max() for key in averaged]
+    assert all(gap <= 0.1 * 2e-4 * 1.01 for gap in gaps) and (not gaps or max(gaps) > 0)
     ddp, rank1, single = ddp["parameters"], rank1["parameters"], single["parameters"]
     assert ddp.keys() == single.keys() == rank1.keys() and len(ddp) > 80
     # Float rounding of a network's gradients grows with their size (the penalty's are in the hundreds).

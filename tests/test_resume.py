@@ -137,6 +137,29 @@ def test_resume_with_discriminator_regularisers_is_bit_identical(tmp_path, datas
     assert load_state(tmp_path, "stopped")["model"]["steps_taken"] == [8, 8]
 
 
+def test_resume_with_ema_is_bit_identical_and_ema_leaves_training_alone(tmp_path, dataset, straight_run):
+    # Killed inside its final save, with the averages of G_A and G_B renamed into place as
+    # latest_net_G_A/G_B.pth but not the rest: the resumed run rewrites them from the state saved at the
+    # end of epoch 1, whose averages and update count it goes on with.
+    flags = ["--save_latest_freq", "1000", "--save_epoch_freq", "1"]
+    straight_run(1, *flags)  # the same run without EMA
+    flags += ["--ema_decay", "0.9"]
+    process = start(command(tmp_path, dataset, "stopped", 1, *flags), tmp_path,
+                    stall_at="after:latest_state.pth,after:latest_net_G_B.pth")
+    run_to_end(command(tmp_path, dataset, "ema", 1, *flags), tmp_path)  # the uninterrupted run, meanwhile
+    wait_for_stall(process)
+    kill(process)
+    result = run_to_end(command(tmp_path, dataset, "stopped", 1, *flags, "--continue_train"), tmp_path)
+    assert [line.split("/")[-1] for line in result.stdout.splitlines() if line.startswith("rewrote ")] == \
+        ["latest_net_G_A.pth from the training state (a save was interrupted or the file damaged)",
+         "latest_net_G_B.pth from the training state (a save was interrupted or the file damaged)"]
+    assert_same_run(tmp_path, "ema", "stopped")
+    ema, plain = load_state(tmp_path, "ema"), load_state(tmp_path, "straight")
+    assert ema["model"].pop("ema")["updates"] == 8  # one per generator step: 2 epochs x 4 images
+    for part in ("model", "progress", "rng"):  # the averages change nothing of the training itself
+        assert_identical(ema[part], plain[part], part)
+
+
 def test_second_ctrl_c_exits_at_once(tmp_path, dataset):
     # Iterations of about a second, so that both signals land in the same one.
     slow = ["--ngf", "32", "--ndf", "32", "--load_size", "128", "--crop_size", "128"]
