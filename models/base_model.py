@@ -37,6 +37,7 @@ class BaseModel(ABC):
         self.model_names = []
         self.generator_names = []  # the networks of model_names that are generators
         self.average = None  # their models.ema.WeightAverage with --ema_decay (training only)
+        self.averaged_optimizers = []  # the optimisers after whose steps the average is updated
         self.visual_names = []
         self.optimizers = []
         self.scalers = []  # one loss scaler per optimiser (active for --amp fp16 only)
