@@ -363,3 +363,13 @@ def test_pix2pix_trains_and_tests_with_averaged_generators(tmp_path, aligned_roo
     assert status == 0, err[-3000:]
     assert "weights: EMA weights (decay 0.9) from latest_net_G.pth" in out
     assert len(list((tmp_path / "results" / "p2p" / "test_latest" / "images").glob("*_fake_B.png"))) == 2
+
+
+def test_help_explains_the_flags(capsys):
+    with pytest.raises(SystemExit):
+        TrainOptions().parse(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "exponential moving average (EMA) of the generators' weights" in text
+    assert "d = min(D, (1 + n) / (10 + n)) at update n" in text and "typical: 0.999" in text
+    assert "0: off [a number >= 0 and < 1] (default: 0.0)" in text
+    assert "--raw_weights use the generators' raw weights, not their average of --ema_decay" in text
