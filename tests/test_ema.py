@@ -18,7 +18,7 @@ from torch import nn
 import train
 from conftest import REPO_ROOT
 from engine import train_state
-from models import create_model
+from models import checkpoint, create_model
 from models.ema import WeightAverage, warmed_up_decay
 from models.generators import define_G
 from options.train_options import TrainOptions
@@ -246,6 +246,23 @@ def load(path):
 
 def same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[key], b[key].cpu()) for key in a)
+
+
+def test_which_file_holds_which_weights(tmp_path):
+    for name in ("latest_net_G_A.pth", "latest_net_G_A_raw.pth", "latest_net_G_B.pth"):
+        (tmp_path / name).touch()
+    folder = str(tmp_path)
+    assert checkpoint.weights_file(folder, "latest", "G_A", False, 0.9) == (str(tmp_path / "latest_net_G_A.pth"), "ema")
+    assert checkpoint.weights_file(folder, "latest", "G_A", True, 0.9) == \
+        (str(tmp_path / "latest_net_G_A_raw.pth"), "raw")
+    # A run without EMA (or a save made before it was turned on): its files hold raw weights, whichever is asked.
+    assert checkpoint.weights_file(folder, "latest", "G_B", True, 0.0) == (str(tmp_path / "latest_net_G_B.pth"), "raw")
+    assert checkpoint.weights_file(folder, "latest", "G_B", False, 0.0) == (str(tmp_path / "latest_net_G_B.pth"), "raw")
+    with pytest.raises(UserError, match=r"^no raw weights file .*latest_net_G_B_raw.pth: the run was trained with "
+                                        r"--ema_decay 0.999, so latest_net_G_B.pth holds the averaged \(EMA\) weights"):
+        checkpoint.weights_file(folder, "latest", "G_B", True, 0.999)
+    assert checkpoint.describe_weights([("a/latest_net_G_A.pth", "ema"), ("a/latest_net_G_B.pth", "ema")], 0.999) == \
+        "EMA weights (decay 0.999) from latest_net_G_A.pth, latest_net_G_B.pth"
 
 
 def test_saves_hold_the_averages_under_the_usual_names_and_the_raw_weights_beside_them(ema_run):
