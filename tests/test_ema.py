@@ -1,6 +1,7 @@
-"""EMA generators (--ema_decay, --raw_weights): the update and its warm-up, the model's averages under
---amp and --compile, the visuals, then train.py/test.py/export.py runs as a user makes them: which
-files hold what, which weights each command uses, resuming with another decay, pix2pix."""
+"""EMA generators (--ema_decay, --raw_weights): the update and its warm-up, the model's averages (with
+--compile too), the visuals, then train.py/test.py/export.py runs as a user makes them: which files
+hold what, which weights each command uses, resuming with another decay, pix2pix. DDP, --amp and exact
+resumes with EMA are tested in test_distributed.py, test_performance_flags.py and test_resume.py."""
 import argparse
 import contextlib
 import functools

@@ -121,14 +121,16 @@ def test_non_finite_losses_stop_training_before_any_save(tmp_path):
 def test_train_and_test_with_amp_and_channels_last(tmp_path, unaligned_root):
     common = ["--dataroot", unaligned_root, "--name", "fast", "--checkpoints_dir", tmp_path / "ck"]
     result = run_script("train.py", *common, *TINY, "--amp", "bf16", "--channels_last", "--n_epochs", "1",
-                        "--n_epochs_decay", "0", cwd=tmp_path)
+                        "--n_epochs_decay", "0", "--ema_decay", "0.9", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    state = torch.load(tmp_path / "ck" / "fast" / "latest_net_G_A.pth", weights_only=True)
-    assert all(t.dtype == torch.float32 for t in state.values())
+    for name in ("latest_net_G_A.pth", "latest_net_G_A_raw.pth"):  # the generator's average (EMA), its weights
+        state = torch.load(tmp_path / "ck" / "fast" / name, weights_only=True)
+        assert all(t.dtype == torch.float32 for t in state.values())
     result = run_script("test.py", *common, "--model", "cycle_gan", "--amp", "bf16", "--channels_last",
                         "--batch_size", "2", "--gpu_ids", "-1", "--crop_size", "32", "--results_dir",
                         tmp_path / "results", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "weights: EMA weights (decay 0.9) from latest_net_G_A.pth, latest_net_G_B.pth" in result.stdout
     assert len(list((tmp_path / "results" / "fast" / "test_latest" / "images").glob("*_fake_B.png"))) == 3
 
 
