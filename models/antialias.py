@@ -19,6 +19,14 @@ def binomial_filter(taps, channels, gain=1.0):
     return kernel[None, None].repeat(channels, 1, 1, 1)
 
 
+def repeat_edges(x):
+    """`x` (N, C, H, W) with its first and last rows and columns repeated once: replication padding by
+    one pixel, written with slices because the backward of F.pad's replicate mode fails under
+    torch.compile (PyTorch 2.14 on the CPU: a stride mismatch in replication_pad2d_backward)."""
+    x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], 2)
+    return torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], 3)
+
+
 class BlurDownsample(nn.Module):
     """Halve the size (ceil(side / 2)) after a [1, 2, 1] x [1, 2, 1] / 16 blur: reflection padding by
     one pixel, then a depthwise 3x3 convolution of stride 2 with the fixed filter.
@@ -52,6 +60,6 @@ class BlurUpsample(nn.Module):
         self.register_buffer("filt", binomial_filter([1.0, 3.0, 3.0, 1.0], channels, gain=4.0))
 
     def forward(self, x):
-        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        padded = repeat_edges(x)
         enlarged = F.conv_transpose2d(padded, self.filt, stride=2, padding=2, groups=x.shape[1])
         return enlarged[:, :, 1:-1, 1:-1]

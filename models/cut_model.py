@@ -174,6 +174,8 @@ class CUTModel(BaseModel):
         netF = init_weights(PatchSampleF(heads, opt.netF_nc), opt.init_type, opt.init_gain)
         netD = define_cut_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.normD or opt.norm, opt.init_type,
                             opt.init_gain, opt.no_antialias)
+        if opt.compile:  # as build_network compiles forward: PatchNCE's encoder passes too
+            netG.encode = torch.compile(netG.encode)
         self.netG, self.netD = self.build_network(netG), self.build_network(netD)
         # The head of `sample` has no weights to place, save or train.
         self.netF = self.build_network(netF) if heads else netF

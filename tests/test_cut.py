@@ -1,5 +1,6 @@
 """`--model cut` as a user runs it: CUT and FastCUT trained with train.py and run with test.py and the
 exporter, a killed run resumed bit-identically, and the model's refusals."""
+import functools
 import os
 import re
 import signal
@@ -154,3 +155,29 @@ def test_a_and_b_of_other_sizes_train_with_the_identity_term(tmp_path):
     model.optimize_parameters()
     assert model.fake_B.shape[-2:] == (32, 36) and model.idt_B.shape[-2:] == (28, 44)
     assert all(value > 0 for value in model.get_current_losses().values())
+
+
+def unchanged_after_a_step(model):
+    """Train `model` one step on two random pairs; return the names of the parameters it did not change."""
+    before = {f"{name}.{key}": p.detach().clone() for name, net in model.networks().items()
+              for key, p in net.named_parameters()}
+    generator = torch.Generator().manual_seed(0)
+    model.set_input({"A": torch.rand(2, 3, 32, 32, generator=generator), "B": torch.rand(2, 3, 32, 32,
+                     generator=generator), "A_paths": ["a0", "a1"]})
+    model.optimize_parameters()
+    after = {f"{name}.{key}": p for name, net in model.networks().items() for key, p in net.named_parameters()}
+    return [key for key, value in before.items() if torch.equal(value, after[key])]
+
+
+@pytest.mark.parametrize("flags", [["--amp", "bf16", "--channels_last"], ["--compile"]], ids=["bf16", "compile"])
+def test_bf16_and_compile_train_every_weight(tmp_path, monkeypatch, flags):
+    # Inductor's C++ code for CUT's dozen graphs takes minutes on a small CPU: here the aot_eager
+    # backend traces the same graphs (forward and backward) and runs them eagerly. Inductor itself is
+    # tried on the blur-upsampling (tests/test_cut_networks.py) and on CycleGAN
+    # (tests/test_performance_flags.py).
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    model = build(tmp_path, *flags)
+    assert unchanged_after_a_step(model) == []
+    assert bool(model.losses_finite()) and all(getattr(model, "loss_" + name).dtype == torch.float32
+                                               for name in model.loss_names)
+    assert not any("_orig_mod" in key for net in model.networks().values() for key in net.state_dict())

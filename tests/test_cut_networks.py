@@ -107,6 +107,17 @@ def test_blur_layers_match_direct_computations():
     torch.testing.assert_close(BlurUpsample(3)(constant), torch.full((1, 3, 12, 12), 0.7))
 
 
+def test_blur_upsampling_compiles_with_its_backward():
+    # F.pad's replicate mode fails here under inductor (a stride mismatch in its backward after a conv).
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), BlurUpsample(4))
+    x = torch.randn(1, 2, 8, 8, requires_grad=True)
+    torch.compile(net)(x).sum().backward()
+    eager = x.grad.clone()
+    x.grad = None
+    net(x).sum().backward()
+    torch.testing.assert_close(x.grad, eager, atol=1e-5, rtol=1e-4)
+
+
 def official_generator(weights, x):
     """The official anti-aliased resnet_9blocks generator (instance norm), written out with
     torch.nn.functional from the weights of its state dict."""
