@@ -53,8 +53,10 @@ def sample_patch_ids(features, num_patches):
 
 
 def l2_normalise(x):
-    """Each row of `x` divided by its length (plus 1e-7, as the official code does)."""
-    return x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-7)
+    """Each row of `x` divided by its length (plus 1e-7, as the official code does). The length's
+    gradient at a zero row is 0 here, where the official square root makes it NaN (a row of zeros
+    comes out of an MLP whose ReLUs are all off for that patch)."""
+    return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + 1e-7)
 
 
 class PatchSampleF(nn.Module):
@@ -80,7 +82,10 @@ class PatchSampleF(nn.Module):
         Returns per map an (N * P_i, nc or C_i) tensor of unit vectors, image-major."""
         sampled = []
         for index, (feature, ids) in enumerate(zip(features, patch_ids)):
-            patches = feature.permute(0, 2, 3, 1).flatten(1, 2)[:, ids, :].flatten(0, 1)
+            # Sampled from (N, C, H * W), not from the official channels-last view (N, H * W, C): its
+            # gradient would reach the generator laid out channels-last, and the CPU backward of
+            # instance norm gets such gradients wrong for a batch of one image (PyTorch 2.14).
+            patches = feature.flatten(2)[:, :, ids].transpose(1, 2).flatten(0, 1)
             if self.mlps:
                 patches = getattr(self, f"mlp_{index}")(patches)
             sampled.append(l2_normalise(patches))

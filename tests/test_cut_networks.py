@@ -234,3 +234,27 @@ def test_patch_nce_takes_negatives_from_the_same_image_unless_asked_and_never_tr
     assert queries.grad is not None and keys.grad is None
     aligned = patch_nce_loss(keys.detach(), keys.detach(), 2, 0.07)  # each output patch is its input patch
     assert aligned.mean() < same.mean()
+
+
+def test_patch_nce_gradients_of_a_batch_are_the_mean_of_each_images():
+    # The loss of a batch is the mean of its images' losses (every position sampled, so the draws do
+    # not matter); so must the generator's gradient be. It was not when the head sampled a
+    # channels-last view: instance norm's CPU backward mishandles such gradients for one image.
+    torch.manual_seed(0)
+    netG = define_cut_G(3, 3, 4, "resnet_6blocks", "instance", False, "xavier", 0.02)
+    head = PatchSampleF(netG.feature_channels([0, 16]), nc=8)
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+    def gradient(batch):
+        netG.zero_grad()
+        features = netG.encode(netG(batch), [0, 16])
+        with torch.no_grad():
+            keys = netG.encode(batch, [0, 16])
+            ids = sample_patch_ids(keys, 1000)
+        queries, keys = head(features, ids), head(keys, ids)
+        sum(patch_nce_loss(q, k, len(batch), 0.07).mean() for q, k in zip(queries, keys)).backward()
+        return netG.model[4].weight.grad.clone()
+
+    whole = gradient(images)
+    torch.testing.assert_close((gradient(images[:1]) + gradient(images[1:])) / 2, whole, rtol=1e-4,
+                               atol=1e-5 * whole.abs().max().item())
