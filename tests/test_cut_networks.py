@@ -258,3 +258,12 @@ def test_patch_nce_gradients_of_a_batch_are_the_mean_of_each_images():
     whole = gradient(images)
     torch.testing.assert_close((gradient(images[:1]) + gradient(images[1:])) / 2, whole, rtol=1e-4,
                                atol=1e-5 * whole.abs().max().item())
+
+
+def test_a_zero_row_normalises_to_zero_with_a_finite_gradient():
+    # A row of zeros comes out of an MLP whose ReLUs are all off for that patch.
+    rows = torch.tensor([[0.0, 0.0], [3.0, 4.0]], requires_grad=True)
+    normalised = l2_normalise(rows)
+    normalised.sum().backward()
+    torch.testing.assert_close(normalised.detach(), torch.tensor([[0.0, 0.0], [0.6, 0.8]]))
+    assert torch.isfinite(rows.grad).all()
