@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from models import checkpoint
+from models.cut_model import CUT_ARCHITECTURE_OPTIONS
 from models.generators import GENERATOR_OPTION_DEFAULTS
 from runtime.runtime import options_without_runtime, runtime_of
 from util import atomic_files
@@ -36,7 +37,7 @@ LATEST = "latest"
 STATE_SUFFIX = "_state.pth"
 # Flags that change the networks (their parameters, or what they compute): a run cannot continue with other values.
 ARCHITECTURE_OPTIONS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "no_dropout",
-                        "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS, "spectral_norm")
+                        "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS, "spectral_norm", *CUT_ARCHITECTURE_OPTIONS)
 # The value of an architecture option in runs without it (saved before it existed, or of a model
 # that has no such flag): its default.
 ARCHITECTURE_DEFAULTS = {**GENERATOR_OPTION_DEFAULTS, "spectral_norm": False}

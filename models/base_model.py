@@ -50,6 +50,13 @@ class BaseModel(ABC):
         """Add model-specific flags or change defaults; is_train: training or testing. Returns parser."""
         return parser
 
+    @staticmethod
+    def dependent_defaults(known, is_train):
+        """Defaults that depend on flags parsed before them (CUT's follow --CUT_mode): {dest: value},
+        applied where the user gives no value. known: the options parsed so far; is_train: training
+        or testing."""
+        return {}
+
     @abstractmethod
     def set_input(self, batch):
         """Unpack a batch from the data loader (dict of tensors and paths) onto the device."""

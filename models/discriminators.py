@@ -11,6 +11,7 @@ from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
 from util.ranges import NumberRange
 
+from .antialias import BlurDownsample
 from .diffaug import POLICIES, parse_policy
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
@@ -66,8 +67,9 @@ def receptive_field(net):
 
     Walks the convolutions from the output back to the input: a k x k conv of stride s turns a
     field of r pixels into (r - 1) * s + k (seed 001: 1 -> 4 -> 7 -> 16 -> 34 -> 70 for `basic`).
+    The blur of anti-aliased downsampling (CUT's discriminator) counts as the 3x3 stride-2 conv it is.
     """
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, BlurDownsample))]
     field = 1
     for conv in reversed(convs):
         field = (field - 1) * conv.stride[0] + conv.kernel_size[0]

@@ -18,6 +18,7 @@ import models
 from metrics.registry import METRICS, parse_metric_names
 from models import discriminators, generators
 from models.blocks import RESBLOCK_CHOICES, UPSAMPLE_CHOICES
+from models.cut_model import CUT_GENERATOR_FLAGS, cut_architecture_flags
 from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES, GENERATOR_OPTION_DEFAULTS, generator_option_flags, generator_options
 from models.initialization import INIT_CHOICES
@@ -39,7 +40,8 @@ MAX_TIMEOUT_SECONDS = 10 ** 9
 # Flags that decide a generator's parameter shapes (or, --residual_output, its computation): read back
 # from train_opt.txt at test time. (Test time builds generators only; --init_type/--init_gain do not
 # shape them, the loaded weights replace their values.)
-ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS)
+ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS,
+                      *CUT_GENERATOR_FLAGS)
 
 
 class DeprecatedAlias(argparse.Action):
@@ -124,6 +126,8 @@ def read_saved_options(path, parser):
             text = rest.split("\t[default:")[0].strip()
             if isinstance(action.default, bool) or action.nargs == 0:
                 values[key] = text == "True"
+            elif text == "None" and action.default is None:
+                values[key] = None  # a flag left unset (CUT's --normG: the value of --norm)
             elif action.type is not None and text != "None":
                 try:
                     values[key] = action.type(text)
@@ -160,7 +164,7 @@ def architecture_summary(opt):
              f"--input_nc {opt.input_nc}", f"--output_nc {opt.output_nc}"]
     if opt.no_dropout:
         flags.append("--no_dropout")
-    flags += generator_option_flags(**generator_options(opt))
+    flags += generator_option_flags(**generator_options(opt)) + cut_architecture_flags(opt)
     if opt.isTrain:
         flags += [f"--netD {opt.netD}", f"--ndf {opt.ndf}", f"--n_layers_D {opt.n_layers_D}"]
         if getattr(opt, "spectral_norm", False):
@@ -336,7 +340,10 @@ class BaseOptions:
         parser = OptionParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                               description=self.description, add_help=False)
         parser = self.initialize(parser)
-        parser = models.get_option_setter(peek(parser, argv).model)(parser, self.is_train)
+        model_name = peek(parser, argv).model
+        parser = models.get_option_setter(model_name)(parser, self.is_train)
+        parser.set_defaults(**models.find_model_using_name(model_name).dependent_defaults(peek(parser, argv),
+                                                                                           self.is_train))
         parser = data.get_option_setter(peek(parser, argv).dataset_mode)(parser, self.is_train)
         parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
         add_ranges_to_help(parser)

@@ -33,6 +33,8 @@ from models.checkpoint import (  # noqa: E402
     saved_prefixes,
     weights_file,
 )
+from models.cut_model import cut_architecture_flags  # noqa: E402
+from models.cut_networks import check_cut_generator, define_cut_G  # noqa: E402
 from models.generators import (  # noqa: E402
     GENERATOR_CHOICES,
     GENERATOR_OPTION_DEFAULTS,
@@ -50,8 +52,9 @@ ONNX_OPSET = 18
 ONNX_PACKAGES = "pip install onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.32.0"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Architecture flags and their defaults when neither the command line nor train_opt.txt has them.
-ARCHITECTURE_DEFAULTS = {"netG": "resnet_9blocks", "ngf": 64, "norm": "instance", "no_dropout": False,
-                         "input_nc": 3, "output_nc": 3, **GENERATOR_OPTION_DEFAULTS}
+ARCHITECTURE_DEFAULTS = {"model": "cycle_gan", "netG": "resnet_9blocks", "ngf": 64, "norm": "instance",
+                         "no_dropout": False, "input_nc": 3, "output_nc": 3, **GENERATOR_OPTION_DEFAULTS,
+                         "normG": None, "no_antialias": False, "no_antialias_up": False}
 
 
 class PaddedGenerator(nn.Module):
@@ -80,6 +83,9 @@ def parse_args(argv=None):
     parser.add_argument("--epoch", default="latest", help="which epoch to export: 'latest', a number or iter_<n>")
     parser.add_argument("--net", default=None,
                         help="which network file: G_A, G_B or G (default: G_A, else G for pretrained models)")
+    parser.add_argument("--model", default=None,
+                        help="the model the weights come from: cut builds CUT's generator, any other name the "
+                             "CycleGAN/pix2pix one")
     parser.add_argument("--netG", default=None, choices=GENERATOR_CHOICES, help="generator architecture")
     parser.add_argument("--ngf", type=int, default=None, help="generator filters in the last conv layer")
     parser.add_argument("--norm", default=None, choices=NORM_CHOICES, help="normalisation layers")
@@ -91,6 +97,12 @@ def parse_args(argv=None):
     parser.add_argument("--residual_output", action="store_true", default=None,
                         help="the generator predicts a change to its input")
     add_raw_weights_flag(parser)
+    parser.add_argument("--normG", default=None, choices=NORM_CHOICES,
+                        help="--model cut: normalisation layers of the generator (None: --norm's)")
+    parser.add_argument("--no_antialias", action="store_true", default=None,
+                        help="--model cut: the generator halves with stride-2 convolutions, not a blur")
+    parser.add_argument("--no_antialias_up", action="store_true", default=None,
+                        help="--model cut: the generator doubles with transposed convolutions, not a blur")
     parser.add_argument("--formats", default="torchscript,onnx", help="comma-separated: torchscript, onnx")
     parser.add_argument("--out", default="./exported", help="folder for the exported files")
     parser.add_argument("--sample_images", nargs="*", default=[],
@@ -128,8 +140,14 @@ def build_generator(opt, path):
     """The generator of `opt`'s flags with the weights of `path`, wrapped to take any size, in eval mode
     (weight normalisation folded into plain weights, which TorchScript can run)."""
     options = generator_options(opt)
-    net = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout, **options)
     flags = [f"--netG {opt.netG} --ngf {opt.ngf} --norm {opt.norm}"] + (["--no_dropout"] if opt.no_dropout else [])
+    if opt.model == "cut":
+        check_cut_generator(opt.netG, opt)
+        net = define_cut_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG or opt.norm, not opt.no_dropout,
+                           "normal", 0.02, opt.no_antialias, opt.no_antialias_up)
+        flags = ["--model cut"] + flags + cut_architecture_flags(opt)
+    else:
+        net = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout, **options)
     hint = " ".join(flags + generator_option_flags(**options))
     load_network(net, path, hint)
     return PaddedGenerator(fold_weight_norm(net), net.size_multiple).eval()

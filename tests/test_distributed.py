@@ -109,6 +109,26 @@ def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
         assert torch.allclose(ddp_param[clear], param[clear], atol=1e-6), key
 
 
+def test_cut_two_processes_average_what_one_process_computes_for_the_whole_batch(tmp_path):
+    # PatchNCE's encoder passes run outside DDP's forward and the head is wrapped on its own: every
+    # gradient must still be averaged. With --num_patches above every layer's positions each process
+    # takes all of them (in its own random order), so the losses do not depend on the draws.
+    flags = ["--model", "cut", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--netF_nc", "8",
+             "--num_patches", "2000"]
+    run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
+    run([sys.executable, script("tests/helpers/one_step.py"), str(tmp_path / "single.pt"), "--batch_size", "2",
+         *flags], tmp_path)
+    ddp, rank1, single = (torch.load(tmp_path / name)["parameters"] for name in ("ddp.pt", "ddp.pt.rank1", "single.pt"))
+    assert ddp.keys() == single.keys() and {key.split(".")[0] for key in single} == {"G", "F", "D"}
+    # Rounding noise grows with a network's gradients (biases in front of an instance norm get only noise).
+    scale = {net: torch.stack([grad.norm() for key, (_, grad) in single.items() if key.startswith(net + ".")
+                               and grad is not None]).norm() for net in ("G", "F", "D")}
+    for key, (_, grad) in single.items():
+        assert torch.equal(ddp[key][0], rank1[key][0]), key
+        if grad is not None:
+            assert (ddp[key][1] - grad).norm() <= 1e-4 * grad.norm() + 1e-6 * scale[key[0]] + 1e-5, key
+
+
 def large_mean_batch():
     """Four samples whose channels have means around 1e4 and spreads of 0.1 (float32 keeps about
     three decimals there), and fixed weights for a loss that gives batch norm non-trivial gradients."""

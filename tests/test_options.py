@@ -212,6 +212,11 @@ OUT_OF_RANGE = [
     (TrainOptions, "cycle_gan", "--ema_decay", "1", "a number >= 0 and < 1"),
     (TrainOptions, "pix2pix", "--ema_decay", "-0.5", "a number >= 0 and < 1"),
     (TrainOptions, "template", "--lambda_regression", "nan", "a number >= 0"),
+    (TrainOptions, "cut", "--lambda_GAN", "-1", "a number >= 0"),
+    (TrainOptions, "cut", "--lambda_NCE", "inf", "a number >= 0"),
+    (TrainOptions, "cut", "--nce_T", "0", "a number > 0"),
+    (TrainOptions, "cut", "--num_patches", "0", "an integer >= 1"),
+    (TrainOptions, "cut", "--netF_nc", "0", "an integer >= 1"),
     (TrainOptions, "cycle_gan", "--pool_size", "-1", "an integer >= 0"),
     (TrainOptions, "cycle_gan", "--lr_decay_iters", "0", "an integer >= 1"),
     (TrainOptions, "cycle_gan", "--keep_last", "-1", "an integer >= 0"),
@@ -341,3 +346,56 @@ def test_help_shows_the_ranges(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "input batch size [an integer >= 1] (default: 1)" in help_text
     assert "[a number >= 0 and < 1]" in help_text and "[an integer from 1 to 65535]" in help_text
+
+
+# --- CUT's flags: the official defaults of each --CUT_mode, and its yes/no flags -----------------------
+
+CUT_SHARED_DEFAULTS = dict(lambda_GAN=1.0, nce_layers="0,4,8,12,16", nce_T=0.07, num_patches=256, netF="mlp_sample",
+                           netF_nc=256, nce_includes_all_negatives_from_minibatch=False, no_antialias=False,
+                           no_antialias_up=False, normG=None, normD=None, pool_size=0, init_type="xavier",
+                           no_dropout=True, gan_mode="lsgan", dataset_mode="unaligned")
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("CUT", dict(CUT_mode="CUT", nce_idt=True, lambda_NCE=1.0, flip_equivariance=False, n_epochs=200,
+                 n_epochs_decay=200)),
+    ("fastcut", dict(CUT_mode="FastCUT", nce_idt=False, lambda_NCE=10.0, flip_equivariance=True, n_epochs=150,
+                     n_epochs_decay=50)),
+], ids=["CUT", "FastCUT in lower case"])
+def test_cut_modes_set_the_official_defaults(tmp_path, mode, expected):
+    opt = parse_train(tmp_path, "--model", "cut", "--CUT_mode", mode)
+    for key, value in {**CUT_SHARED_DEFAULTS, **expected}.items():
+        assert getattr(opt, key) == value, key
+
+
+def test_flags_given_win_over_the_modes_defaults(tmp_path):
+    opt = parse_train(tmp_path, "--model", "cut", "--nce_idt", "--lambda_NCE", "2", "--CUT_mode", "FastCUT",
+                      "--flip_equivariance", "no", "--n_epochs", "3", "--pool_size", "5", "--init_type", "normal")
+    assert (opt.nce_idt, opt.lambda_NCE, opt.flip_equivariance, opt.n_epochs, opt.n_epochs_decay) == \
+        (True, 2.0, False, 3, 50)
+    assert (opt.pool_size, opt.init_type) == (5, "normal")
+    assert parse_train(tmp_path, "--model", "cut", "--nce_idt", "False").nce_idt is False
+    assert parse_train(tmp_path, "--model", "cut", "--nce_includes_all_negatives_from_minibatch", "T") \
+        .nce_includes_all_negatives_from_minibatch is True
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--nce_idt", "maybe"], r"--nce_idt 'maybe' is neither yes nor no; give --nce_idt alone, or --nce_idt True or "
+                             r"--nce_idt False"),
+    (["--nce_layers", "4,0"], r"--nce_layers '4,0' is not a list of layer indices; give distinct numbers >= 0 in "
+                              r"ascending order, comma-separated, e.g. --nce_layers 0,4,8,12,16"),
+    (["--nce_layers", "0,x"], r"--nce_layers '0,x' is not a list of layer indices; .*"),
+])
+def test_bad_cut_flag_values_are_refused_in_one_line(tmp_path, flags, message):
+    with pytest.raises(UserError, match=f"^{message}$"):
+        parse_train(tmp_path, "--model", "cut", *flags)
+
+
+def test_cut_test_time_takes_the_mode_and_the_generator_flags_of_the_run(tmp_path, capsys):
+    parse_train(tmp_path, "--name", "c", "--model", "cut", "--normG", "batch", "--no_antialias", "--netG",
+                "resnet_6blocks")
+    opt = parse_test(tmp_path, "--name", "c", "--model", "cut", "--CUT_mode", "FastCUT")
+    assert (opt.CUT_mode, opt.normG, opt.no_antialias, opt.no_antialias_up, opt.netG) == \
+        ("FastCUT", "batch", True, False, "resnet_6blocks")
+    parse_train(tmp_path, "--name", "d", "--model", "cut")  # --normG left unset is read back unset
+    assert parse_test(tmp_path, "--name", "d", "--model", "cut").normG is None

@@ -1,5 +1,5 @@
-"""One CycleGAN optimisation step on two fixed images; each process saves its gradients, weights (and
-the generators' averages with --ema_decay) and WGAN-GP penalties.
+"""One optimisation step (CycleGAN, or the model of --model) on two fixed images; each process saves its
+gradients, weights (and the generators' averages with --ema_decay) and WGAN-GP penalties.
 
 Run alone (batch 2) or under `torchrun --nproc_per_node=2` (batch 1 per process, rank r taking image r):
     python tests/helpers/one_step.py OUT.pt [train.py flags]
@@ -56,8 +56,9 @@ def main():
     for name, net in model.networks().items():
         for key, param in unwrap(net).named_parameters():
             result["parameters"][f"{name}.{key}"] = (param.detach().clone(), param.grad.detach().clone())
-    for key, buffer in unwrap(model.netD_A).named_buffers():
-        result["parameters"][f"D_A.buffer.{key}"] = (buffer.clone(), None)
+    discriminator = "D_A" if "D_A" in model.model_names else "D"  # CycleGAN's first, or the only one
+    for key, buffer in unwrap(getattr(model, "net" + discriminator)).named_buffers():
+        result["parameters"][f"{discriminator}.buffer.{key}"] = (buffer.clone(), None)
     for name, net in model.averaged_networks().items():
         result["averages"].update({f"{name}.{key}": value.clone() for key, value in net.state_dict().items()})
     torch.save(result, out if opt.is_main else f"{out}.rank{opt.rank}")
