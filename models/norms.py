@@ -3,10 +3,32 @@ import functools
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from runtime.runtime import group_place
 
 NORM_CHOICES = ("instance", "batch", "syncbatch", "none")
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """Instance norm, printed and saved exactly like torch's, whose gradient is right for channels-last
+    tensors. torch 2.14's CPU instance norm returns a wrong input gradient (off by the size of the
+    gradient itself) when the incoming gradient is channels-last and the batch holds one image, which
+    is what `--channels_last` training at batch size 1 feeds it; a contiguous gradient is handled right.
+    """
+
+    def _apply_instance_norm(self, x):
+        # torch's nn.InstanceNorm2d hook for the normalisation itself; written out (not via super())
+        # so that the module stays scriptable for `scripts/export.py --format torchscript`.
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              self.training or not self.track_running_stats,
+                              self.momentum if self.momentum is not None else 0.0, self.eps)
+        if not torch.jit.is_scripting() and out.requires_grad:
+            out.register_hook(torch.Tensor.contiguous)
+        return out
+
+    def _get_name(self):
+        return "InstanceNorm2d"
 
 
 class Identity(nn.Module):
@@ -27,7 +49,7 @@ def get_norm_layer(norm_type="instance"):
     if norm_type == "syncbatch":
         return functools.partial(nn.SyncBatchNorm, affine=True, track_running_stats=True)
     if norm_type == "instance":
-        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+        return functools.partial(InstanceNorm2d, affine=False, track_running_stats=False)
     if norm_type == "none":
         return lambda num_features: Identity()
     raise ValueError(f"unknown norm {norm_type!r}; choose one of {', '.join(NORM_CHOICES)}")
@@ -36,7 +58,7 @@ def get_norm_layer(norm_type="instance"):
 def uses_bias(norm_layer):
     """Convolutions carry a bias only next to instance norm (the original's layout, kept for checkpoints)."""
     factory = norm_layer.func if isinstance(norm_layer, functools.partial) else norm_layer
-    return factory is nn.InstanceNorm2d
+    return isinstance(factory, type) and issubclass(factory, nn.InstanceNorm2d)
 
 
 class CrossRankBatchNorm2d(nn.BatchNorm2d):

@@ -6,6 +6,7 @@ from torch import nn
 from models.discriminators import DISCRIMINATOR_CHOICES, define_D, receptive_field
 from models.generators import GENERATOR_CHOICES, define_G
 from models.initialization import INIT_CHOICES, init_weights
+from models.norms import get_norm_layer
 
 
 def count(net):
@@ -81,6 +82,40 @@ def test_bias_only_with_instance_norm():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in define_G(3, 3, 4, "resnet_6blocks", "none").modules())
     instance = define_G(3, 3, 4, "resnet_6blocks", "instance")
     assert not any("running" in key for key in instance.state_dict())
+
+
+def input_gradient(layer, x, grad_out, memory_format):
+    x = x.clone(memory_format=memory_format).requires_grad_()
+    layer(x).backward(grad_out.to(memory_format=memory_format))
+    return x.grad
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_instance_norm_gradient_is_right_for_channels_last(batch):
+    """torch's CPU instance norm gets the input gradient wrong for a channels-last gradient at batch size
+    1; ours must match the contiguous computation (and print and save like torch's)."""
+    torch.manual_seed(0)
+    x, grad_out = torch.randn(batch, 8, 16, 16), torch.randn(batch, 8, 16, 16)
+    norm = get_norm_layer("instance")(8)
+    expected = input_gradient(nn.InstanceNorm2d(8), x, grad_out, torch.contiguous_format)
+    got = input_gradient(norm, x, grad_out, torch.channels_last)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert repr(norm) == repr(nn.InstanceNorm2d(8)) and not norm.state_dict()
+
+
+def test_channels_last_generator_trains_with_the_same_gradients():
+    """A whole ResNet generator with instance norm: `--channels_last` must not change the gradients."""
+    torch.manual_seed(0)
+    net, x = define_G(3, 3, 4, "resnet_6blocks", "instance"), torch.randn(1, 3, 32, 32)
+
+    def weight_gradients(memory_format):
+        net.to(memory_format=memory_format).zero_grad()
+        net(x.to(memory_format=memory_format)).square().mean().backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+    expected = weight_gradients(torch.contiguous_format)
+    got = weight_gradients(torch.channels_last)
+    assert (got - expected).norm() <= 1e-3 * expected.norm()
 
 
 def test_syncbatch_norm_builds_and_runs_without_a_process_group():
