@@ -148,6 +148,10 @@ def ssim(real, fake):
     """Per-image SSIM of (N, C, H, W) tensors in [0, 1] (each side at least 11 pixels)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
+    if min(real.shape[-2:]) < SSIM_WINDOW:
+        height, width = real.shape[-2:]
+        raise UserError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its window), these are "
+                        f"{height}x{width}; leave ssim out of --metrics or use larger images")
     # torchmetrics sizes the Gaussian window from sigma (1.5 gives 11) and pads the images by reflection;
     # the protocol keeps only the windows that lie inside the image.
     _, ssim_map = structural_similarity_index_measure(fake.double(), real.double(), sigma=SSIM_SIGMA, data_range=1.0,

@@ -1,5 +1,7 @@
 """Flags of train.py: display, saving, schedule and optimiser settings (plus the base flags)."""
+import data
 from engine.train_state import guard_existing_run
+from metrics.registry import SSIM_WINDOW
 from models.losses import GAN_MODE_CHOICES
 from models.schedulers import LR_POLICY_CHOICES
 from util.errors import UserError
@@ -147,3 +149,6 @@ def finalize_evaluation(opt):
     if opt.best_metric not in names:
         raise UserError(f"--best_metric {opt.best_metric!r} is not among --metrics {opt.metrics}; "
                         "choose one of them or add it to --metrics")
+    if "ssim" in names and opt.preprocess in data.CROP_MODES and opt.crop_size < SSIM_WINDOW:
+        raise UserError(f"--metrics ssim needs images of at least {SSIM_WINDOW} pixels per side (its window), "
+                        f"--crop_size is {opt.crop_size}; leave ssim out of --metrics or raise --crop_size")

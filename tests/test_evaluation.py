@@ -127,6 +127,9 @@ def test_continued_run_keeps_the_best_score(tmp_path, unaligned_root):
     (["--eval_freq", "1", "--metrics", "psnr", "--best_metric", "fid"],
      r"--best_metric 'fid' is not among --metrics psnr; choose one of them or add it to --metrics"),
     (["--eval_freq", "1", "--metrics", "fid,sharpness"], r"--metrics: unknown metric 'sharpness'; choose from .*"),
+    (["--eval_freq", "1", "--metrics", "psnr,ssim", "--load_size", "10", "--crop_size", "10"],
+     r"--metrics ssim needs images of at least 11 pixels per side \(its window\), --crop_size is 10; leave ssim out "
+     r"of --metrics or raise --crop_size"),
 ])
 def test_bad_evaluation_flags_fail_early(tmp_path, unaligned_root, flags, message):
     result = run_script("train.py", "--dataroot", unaligned_root, "--name", "bad", "--checkpoints_dir",

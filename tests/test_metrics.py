@@ -99,6 +99,14 @@ def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_a_shift
     assert shifted["value"] > 0.5 and shifted["value"] > 10 * abs(same["value"])
 
 
+def test_ssim_refuses_images_smaller_than_its_window():
+    small = torch.rand(1, 3, 10, 40, dtype=torch.float64)
+    with pytest.raises(UserError, match="at least 11x11 pixels.*10x40"):
+        ssim(small, small)
+    fits = torch.rand(1, 3, 11, 11, dtype=torch.float64)
+    assert ssim(fits, fits) == pytest.approx([1.0])
+
+
 def test_psnr_ssim_l1_on_known_images():
     rng = np.random.default_rng(5)
     real = torch.full((2, 3, 32, 32), 0.5, dtype=torch.float64)
