@@ -121,7 +121,14 @@ class TrainOptions(BaseOptions):
     def finalize(self, opt, parser, explicit):
         check_epochs(opt)
         finalize_evaluation(opt)
+        note_idle_r1_every(opt, explicit)
         guard_existing_run(opt, self.launch)
+
+
+def note_idle_r1_every(opt, explicit):
+    """A note when --r1_every is given without the R1 penalty it schedules (--r1_gamma 0, the default)."""
+    if "r1_every" in explicit and not getattr(opt, "r1_gamma", 0):
+        logger.info(f"note: --r1_every {opt.r1_every} has no effect without --r1_gamma (the R1 penalty is off)")
 
 
 def check_epochs(opt):

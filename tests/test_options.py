@@ -78,6 +78,14 @@ def test_old_flag_names_work_with_one_notice(tmp_path, capsys, old, new, value, 
     assert len(notices) == 1 and "old name" in notices[0]
 
 
+@pytest.mark.parametrize("flags, noted", [(["--r1_every", "16"], True), (["--r1_every", "16", "--r1_gamma", "1"], False),
+                                           (["--r1_gamma", "1"], False), ([], False)])
+def test_r1_every_without_r1_gamma_is_noted(tmp_path, capsys, flags, noted):
+    parse_train(tmp_path, *flags)
+    note = "note: --r1_every 16 has no effect without --r1_gamma (the R1 penalty is off)"
+    assert (note in capsys.readouterr().err) == noted
+
+
 def test_how_many_is_the_old_num_test(tmp_path, capsys):
     assert parse_test(tmp_path, "--how_many", "9").num_test == 9
     assert "--how_many is an old name" in capsys.readouterr().err
