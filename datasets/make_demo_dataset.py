@@ -9,13 +9,17 @@ The photos are the ones shipped inside the scikit-image wheel (astronaut, chelse
 motorcycle) and the scikit-learn wheel (china, flower); nothing is downloaded.
 Domain A: random square crops of the photos (random photo, position, side 35-90 % of the photo's
 shorter side, random horizontal flip), resized to --size x --size with bicubic filtering.
-Domain B: other random crops, drawn independently (so A and B are unpaired), given a "winter" look:
+Domain B: crops given a "winter" look:
   1. saturation to 40 %        (PIL ImageEnhance.Color(0.4))
   2. contrast to 80 %          (PIL ImageEnhance.Contrast(0.8))
   3. brightness to 115 %       (PIL ImageEnhance.Brightness(1.15))
   4. a cool tint               (channel gains R x 0.90, G x 0.97, B x 1.10, clipped to 255)
+The training split is unpaired: trainB's crops are drawn independently of trainA's. The test split is
+paired by file name: testB/x.png is the winter look of testA/x.png (the same crop), so every test output
+has an exact ground truth (A->B: testB/x.png; B->A: testA/x.png) and `test.py --metrics psnr,ssim`
+scores it against that truth.
 With --aligned, pix2pix pairs are written too: each A crop beside its own winter version (A|B).
-Every split draws from its own random stream derived from --seed, so a seed always gives the same files.
+Every set of crops draws from its own random stream derived from --seed, so a seed always gives the same files.
 """
 import argparse
 import os
@@ -125,6 +129,30 @@ def occupied_folders(folders, overwrite):
     return used
 
 
+def draw_crops(size, n_train, n_test, seed):
+    """The crops of a two-domain dataset: {'trainA', 'trainB', 'testA': lists of RGB PIL images}, each
+    set from its own random stream derived from `seed`. trainB's crops, which become domain B, are drawn
+    independently of trainA's (unpaired); testA's serve both test folders (paired by name).
+
+    size: picture side in pixels. n_train, n_test: pictures per domain and split. seed: random seed.
+    """
+    photos = load_photos()
+    counts = {"trainA": n_train, "trainB": n_train, "testA": n_test}
+    streams = np.random.SeedSequence(seed).spawn(len(counts))  # one independent stream per set
+    return {name: random_crops(photos, np.random.default_rng(stream), size, count)
+            for (name, count), stream in zip(counts.items(), streams)}
+
+
+def write_translation_set(out, crops, transform):
+    """Write out/{trainA,trainB,testA,testB} from `crops` (see draw_crops): the crops as domain A,
+    `transform` of them as domain B, with testB/x.png = transform(testA/x.png), the ground truth of
+    every test output. transform: RGB PIL image -> RGB PIL image."""
+    images = {"trainA": crops["trainA"], "trainB": [transform(crop) for crop in crops["trainB"]],
+              "testA": crops["testA"], "testB": [transform(crop) for crop in crops["testA"]]}
+    for split, pictures in images.items():
+        save_all(pictures, os.path.join(out, split))
+
+
 def make_demo_dataset(out, size=128, n_train=24, n_test=6, seed=0, aligned=False, overwrite=False):
     """Write the demo dataset; return the folders written.
 
@@ -137,21 +165,14 @@ def make_demo_dataset(out, size=128, n_train=24, n_test=6, seed=0, aligned=False
     if n_train < 1 or n_test < 1:
         raise UserError(f"--n_train {n_train} / --n_test {n_test}: pass at least 1 picture for each")
     out = os.path.normpath(out)
-    counts = {"trainA": n_train, "trainB": n_train, "testA": n_test, "testB": n_test}
-    folders = [os.path.join(out, name) for name in counts]
+    folders = [os.path.join(out, name) for name in ("trainA", "trainB", "testA", "testB")]
     if aligned:
         folders += [os.path.join(out + "_aligned", split) for split in ("train", "test")]
     used = occupied_folders(folders, overwrite)
-    photos = load_photos()  # before deleting anything, so a failure leaves the old dataset alone
+    crops = draw_crops(size, n_train, n_test, seed)  # before deleting anything: a failure leaves the old set alone
     for folder in used:
         shutil.rmtree(folder)
-    streams = np.random.SeedSequence(seed).spawn(len(counts))  # one independent stream per folder
-    crops = {name: random_crops(photos, np.random.default_rng(stream), size, count)
-             for (name, count), stream in zip(counts.items(), streams)}
-    for name in ("trainB", "testB"):
-        crops[name] = [winter_look(crop) for crop in crops[name]]
-    for name, images in crops.items():
-        save_all(images, os.path.join(out, name))
+    write_translation_set(out, crops, winter_look)
     if aligned:
         for split in ("train", "test"):
             pairs = [side_by_side(crop, winter_look(crop)) for crop in crops[split + "A"]]
@@ -161,11 +182,14 @@ def make_demo_dataset(out, size=128, n_train=24, n_test=6, seed=0, aligned=False
 
 def parse_args(argv=None):
     """Read the command line. argv: arguments, default sys.argv[1:]."""
-    parser = argparse.ArgumentParser(description="Build a small offline photo -> 'winter photo' dataset.")
+    parser = argparse.ArgumentParser(description="Build a small offline photo -> 'winter photo' dataset: unpaired "
+                                     "training crops; test crops paired by file name (testB/x.png is the winter "
+                                     "look of testA/x.png), so every test output has a ground truth.")
     parser.add_argument("--out", default="./datasets/demo", help="output folder (trainA, trainB, testA, testB)")
     parser.add_argument("--size", type=int, default=128, help="side of every picture in pixels")
     parser.add_argument("--n_train", type=int, default=24, help="training pictures per domain")
-    parser.add_argument("--n_test", type=int, default=6, help="test pictures per domain")
+    parser.add_argument("--n_test", type=int, default=6,
+                        help="test pictures per domain (testB/x.png is the winter look of testA/x.png)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     parser.add_argument("--aligned", action="store_true", help="also write <out>_aligned/{train,test} (A|B)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier dataset at --out")

@@ -1,6 +1,7 @@
 """Collecting what the metrics need during a test or an evaluation pass: the image sets to compare,
-ground truth found by file name, Inception features and per-image paired scores, batch by batch (only
-features and scores are kept, never the images), merged over torchrun processes at the end."""
+ground truth found by file name, Inception features and per-image paired scores (of each output and,
+as the do-nothing baseline, of its input against the same truth), batch by batch (only features and
+scores are kept, never the images), merged over torchrun processes at the end."""
 import contextlib
 import hashlib
 import os
@@ -101,6 +102,14 @@ def to_unit_tensor(pictures):
     return torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).double() / 255.0
 
 
+def paired_scores(names, truths, pictures):
+    """{metric name: one score per picture} of the paired metrics `names`, each uint8 HxWx3 picture
+    against its truth (the same size, pair by pair). Every paired number comes from here: the outputs'
+    scores, the do-nothing baseline and the quality benchmark's."""
+    truth, picture = to_unit_tensor(truths), to_unit_tensor(pictures)
+    return {name: METRICS[name].function(truth, picture) for name in names}
+
+
 class MetricsCollector:
     """Keeps, batch by batch, the Inception features of each image set and the per-image paired scores.
 
@@ -119,7 +128,9 @@ class MetricsCollector:
         self.comparisons = plan_comparisons(opt, labels, with_truth=bool(self.paired_names))
         self.notes = self._applicability_notes(labels)
         self.features = {}  # label -> {key: feature row}
-        self.paired = {name: {} for name in self.paired_names}  # name -> {comparison fake label: {key: value}}
+        # name -> {label: {key: value}}: the scores of a comparison's outputs (its fake label) and, under the
+        # label of their inputs (SOURCE_OF), those of the inputs against the same truth (the do-nothing baseline).
+        self.paired = {name: {} for name in self.paired_names}
         self.real_feature_cache = {} if real_feature_cache is None else real_feature_cache
         self.inception = None
         if self.distribution and self.comparisons:
@@ -154,16 +165,20 @@ class MetricsCollector:
             if self.inception is not None:
                 for label in {comparison.fake, comparison.real} - {REFERENCE}:
                     self._add_features(label, keys[label], pictures[label])
+            source = SOURCE_OF[comparison.fake]
+            # Returning the input unchanged is a possible answer only where it has the output's channels
+            # (a grey input shown as RGB is no answer to a colour truth).
+            inputs = pictures[source] if visuals[source].shape[1] == visuals[comparison.fake].shape[1] else None
             if comparison.truth == BATCH_TRUTH:
                 self._add_paired(comparison, keys[comparison.fake], pictures[comparison.real],
-                                 pictures[comparison.fake])
+                                 pictures[comparison.fake], inputs)
             elif comparison.truth is not None:
                 fakes = pictures[comparison.fake]
-                paths = source_paths(self.opt, batch)[SOURCE_OF[comparison.fake]]
+                paths = source_paths(self.opt, batch)[source]
                 truths = [comparison.truth.picture(path, fake.shape) for path, fake in zip(paths, fakes)]
                 found = [index for index, truth in enumerate(truths) if truth is not None]
                 self._add_paired(comparison, [keys[comparison.fake][i] for i in found], [truths[i] for i in found],
-                                 [fakes[i] for i in found])
+                                 [fakes[i] for i in found], None if inputs is None else [inputs[i] for i in found])
 
     def _add_features(self, label, keys, pictures):
         """Features of the pictures of `label` not seen before (real ones from the cache when there)."""
@@ -180,21 +195,23 @@ class MetricsCollector:
             if label not in SOURCE_OF:
                 cache[key] = seen[key]
 
-    def _add_paired(self, comparison, keys, reals, fakes):
-        """Per-image paired scores of the pairs not seen before."""
-        scores = {name: self.paired[name].setdefault(comparison.fake, {}) for name in self.paired_names}
-        first = scores[self.paired_names[0]]
+    def _add_paired(self, comparison, keys, truths, fakes, inputs=None):
+        """Per-image paired scores of the pairs not seen before: each output against its truth and, given
+        `inputs` (the pictures the outputs were made from), each input against the same truth."""
+        first = self.paired[self.paired_names[0]].setdefault(comparison.fake, {})
         fresh = {}  # key -> index of its first occurrence in this batch
         for index, key in enumerate(keys):
             if key not in first:
                 fresh.setdefault(key, index)
         if not fresh:
             return
-        real = to_unit_tensor([reals[i] for i in fresh.values()])
-        fake = to_unit_tensor([fakes[i] for i in fresh.values()])
-        for name in self.paired_names:
-            for key, value in zip(fresh, METRICS[name].function(real, fake)):
-                scores[name][key] = value
+        chosen_truths = [truths[i] for i in fresh.values()]
+        scored = {comparison.fake: [fakes[i] for i in fresh.values()]}
+        if inputs is not None and all(inputs[i].shape == truths[i].shape for i in fresh.values()):
+            scored[SOURCE_OF[comparison.fake]] = [inputs[i] for i in fresh.values()]
+        for label, pictures in scored.items():
+            for name, values in paired_scores(self.paired_names, chosen_truths, pictures).items():
+                self.paired[name].setdefault(label, {}).update(zip(fresh, values))
 
     def add_reference(self, dataset):
         """Features of the --metrics_reference images, from a test-preprocessed dataset yielding 'A'."""

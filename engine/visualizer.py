@@ -19,7 +19,7 @@ from engine.experiment_loggers import ExperimentLoggers
 from engine.html import IMAGE_FOLDER
 from engine.training_page import write_training_pages
 from engine.visdom_display import VisdomDisplay
-from metrics.report import report_values
+from metrics.report import baseline_text, report_values
 from runtime.runtime import runtime_of
 from util.errors import is_storage_error, write_error
 from util.log import logger
@@ -153,8 +153,9 @@ class Visualizer:
         (engine.evaluation's best_score.json) after this evaluation, or None.
         """
         values = report_values(evaluation.report)
-        numbers = "".join(f" {name} {title}: {value:.4f}"
-                          for name, by_title in values.items() for title, value in by_title.items())
+        numbers = "".join(f" {name} {title}: {entry['value']:.4f}{baseline_text(entry, '.4f')}"
+                          for name, by_title in evaluation.report["metrics"].items()
+                          for title, entry in by_title.items())
         line = f"(epoch: {epoch}, iters: {total_iters}, evaluation: {evaluation.seconds:.1f} s){numbers}"
         self._append_to_logs(line, {"kind": "evaluation", "epoch": epoch, "total_iters": total_iters,
                                     "progress": progress, "metrics": values, "score": evaluation.score,

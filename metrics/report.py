@@ -1,5 +1,6 @@
-"""The quality report: which image sets were compared, the numbers with their protocol, the notes, and
-the report's forms (metrics.json, printed lines, bare values for curves and `best` selection)."""
+"""The quality report: which image sets were compared, the numbers with their protocol (a paired number
+with its do-nothing baseline), the notes, and the report's forms (metrics.json, printed lines, bare
+values for curves and `best` selection)."""
 import importlib.metadata
 import json
 import os
@@ -15,6 +16,7 @@ Comparison = namedtuple("Comparison", "fake real truth")  # truth: None, "batch"
 SOURCE_OF = {"fake_B": "real_A", "fake_A": "real_B", "fake": "real"}  # the input each output was made from
 REFERENCE = "reference"  # the label of --metrics_reference's images
 BATCH_TRUTH = "batch"  # aligned data: the ground truth of an output is the real image of its own pair
+INPUT_UNCHANGED = "input_unchanged"  # a paired entry's do-nothing baseline: the inputs scored against the truth
 
 Collected = namedtuple("Collected", "comparisons features paired notes protocol")
 
@@ -45,16 +47,29 @@ def compute_metrics(names, collected):
             if metric.kind == "distribution":
                 entry = distribution_entry(name, comparison, collected.features, notes)
             elif comparison.truth is not None and collected.paired[name].get(comparison.fake):
-                scores = list(collected.paired[name][comparison.fake].values())
-                entry = {"value": float(np.mean(scores)), "images": {"pairs": len(scores)}}
+                entry = paired_entry(collected.paired[name], comparison.fake)
             else:
                 continue
             if entry is not None:
                 counts = ", ".join(f"{count} {label}" for label, count in entry["images"].items())
                 truth = "" if metric.kind == "distribution" else f"; ground truth: {truth_text(comparison.truth)}"
+                if INPUT_UNCHANGED in entry:
+                    truth += f"; {INPUT_UNCHANGED}: the same score of each output's input against its truth"
                 entry["protocol"] = f"{name}: {metric.protocol}; images: {counts}{truth}; {common}"
                 metrics.setdefault(name, {})[title] = entry
     return {"metrics": metrics, "protocol": collected.protocol, "notes": notes}
+
+
+def paired_entry(scores, fake):
+    """One paired result: the mean score of the outputs `fake` and, when every one of their inputs was
+    scored against the same truth, the inputs' mean score (the do-nothing baseline).
+    scores: label -> {picture key: score}, the collector's paired scores of one metric."""
+    outputs = scores[fake]
+    entry = {"value": float(np.mean(list(outputs.values()))), "images": {"pairs": len(outputs)}}
+    inputs = scores.get(SOURCE_OF[fake], {})
+    if inputs.keys() == outputs.keys():
+        entry[INPUT_UNCHANGED] = float(np.mean([inputs[key] for key in outputs]))
+    return entry
 
 
 def truth_text(truth):
@@ -93,13 +108,22 @@ def protocol_text(protocol, with_features):
 
 
 def report_lines(report):
-    """Human-readable lines of a report: one per number (with its protocol), then the notes."""
+    """Human-readable lines of a report: one per number (with its baseline and protocol), then the notes."""
     lines = []
     for name, by_comparison in report["metrics"].items():
         for title, entry in by_comparison.items():
             spread = f" +- {entry['std']:.6g}" if "std" in entry else ""
-            lines.append(f"{name.upper()} {title}: {entry['value']:.6g}{spread}  [{entry['protocol']}]")
+            lines.append(f"{name.upper()} {title}: {entry['value']:.6g}{spread}{baseline_text(entry, '.6g')}  "
+                         f"[{entry['protocol']}]")
     return lines + [f"note: {note}" for note in report["notes"]]
+
+
+def baseline_text(entry, number_format):
+    """' (input unchanged: X)' for a report entry with a do-nothing baseline, else ''; number_format:
+    the format of X (that of the entry's own value)."""
+    if INPUT_UNCHANGED not in entry:
+        return ""
+    return f" (input unchanged: {entry[INPUT_UNCHANGED]:{number_format}})"
 
 
 def report_values(report):

@@ -28,7 +28,7 @@ REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, HERE, os.path.join(REPO, "datasets")]  # the tool, quality_bench/, the demo dataset's helpers
 
 import torch  # noqa: E402
-from make_demo_dataset import MIN_SIZE  # noqa: E402
+from make_demo_dataset import MIN_SIZE, draw_crops  # noqa: E402
 from quality_bench import configs, report, runs, tasks  # noqa: E402
 
 from metrics.inception import InceptionFeatures, resolve_weights  # noqa: E402
@@ -131,7 +131,7 @@ def benchmark_task(args, task, chosen, config_flags, crops, inception):
     """Write one task's dataset, score its baseline, train and test every configuration on it and
     draw its picture; return its rows (the baseline first).
 
-    chosen: the Configs; config_flags: name -> their checked flags; crops: tasks.draw_crops's;
+    chosen: the Configs; config_flags: name -> their checked flags; crops: draw_crops's;
     inception: the InceptionFeatures of the baseline's FID and KID."""
     dataroot = os.path.join(args.out, "tasks", task)
     tasks.write_task(dataroot, task, crops)
@@ -169,7 +169,7 @@ def main(argv=None):
                     for config in chosen}
     prepare_out(args.out, args.overwrite)
     inception = InceptionFeatures(resolve_weights(None), "cuda" if torch.cuda.is_available() else "cpu")
-    crops = tasks.draw_crops(args.size, args.n_train, args.n_test, args.seed)
+    crops = draw_crops(args.size, args.n_train, args.n_test, args.seed)
     start = time.monotonic()
     rows = [row for task in task_names for row in benchmark_task(args, task, chosen, config_flags, crops, inception)]
     write_outputs(args, {**settings_of(args, task_names, chosen), "total_seconds": round(time.monotonic() - start, 1)},

@@ -445,6 +445,19 @@ def test_demo_pictures_are_varied_and_b_looks_wintry(demo):
     assert saturation(train_b) < 0.7 * saturation(train_a)
 
 
+def test_demo_test_split_is_paired_by_name_and_the_training_split_is_not(demo):
+    """testB/x.png is the winter look of testA/x.png pixel for pixel: every test output has its truth."""
+    out, _ = demo
+    sys.path.insert(0, str(REPO_ROOT / "datasets"))
+    from make_demo_dataset import winter_look
+    test_a, test_b = sorted((out / "testA").iterdir()), sorted((out / "testB").iterdir())
+    assert [path.name for path in test_a] == [path.name for path in test_b] == ["0000.png", "0001.png"]
+    for a, b in zip(test_a, test_b):
+        assert np.array_equal(np.asarray(winter_look(Image.open(a).convert("RGB"))), np.asarray(Image.open(b)))
+    train_a, train_b = demo_pictures(out / "trainA"), demo_pictures(out / "trainB")
+    assert not any(np.array_equal(np.asarray(winter_look(Image.fromarray(a))), b) for a, b in zip(train_a, train_b))
+
+
 def test_demo_aligned_pairs_are_a_crop_and_its_winter_version(demo):
     out, _ = demo
     sys.path.insert(0, str(REPO_ROOT / "datasets"))

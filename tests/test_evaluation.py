@@ -98,6 +98,8 @@ def test_evaluation_leaves_training_untouched(tmp_path, aligned_root):
     assert len(records) == 2
     assert set(records[0]["metrics"]) == {"psnr", "ssim", "l1"}
     assert set(records[0]["metrics"]["psnr"]) == {"fake_B vs real_B"}  # paired: each output with its own B
+    log = (tmp_path / "ck" / "evaluated" / "loss_log.txt").read_text()  # with the do-nothing baseline (real_A)
+    assert re.search(r"evaluation: .* psnr fake_B vs real_B: [\d.]+ \(input unchanged: [\d.]+\) ssim", log)
     best = json.loads((tmp_path / "ck" / "evaluated" / "best_score.json").read_text())
     psnrs = [record["metrics"]["psnr"]["fake_B vs real_B"] for record in records]
     assert best["higher_is_better"] and best["score"] == pytest.approx(max(psnrs))

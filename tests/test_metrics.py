@@ -1,5 +1,6 @@
 """Quality metrics: FID/KID arithmetic against independent computations, PSNR/SSIM/L1 on known images,
 the registry, and test.py --metrics on a tiny trained CycleGAN."""
+import argparse
 import json
 import re
 import shutil
@@ -11,8 +12,10 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from conftest import run_script
+from engine.metric_collector import MetricsCollector
 from metrics import inception
 from metrics.registry import METRICS, fid, kid, l1, parse_metric_names, psnr, ssim
+from metrics.report import compute_metrics, report_lines
 from util.errors import UserError
 
 
@@ -139,6 +142,35 @@ def test_missing_weights_say_what_to_do(tmp_path, monkeypatch):
         inception.resolve_weights(None)
 
 
+def test_aligned_baseline_is_the_input_scored_against_its_pair_and_needs_the_outputs_channels():
+    """Aligned batches: the do-nothing baseline is real_A against its own real_B, as a direct computation
+    on the saved 8-bit pictures gives it; a grey input (1 channel) for a colour output gets none."""
+    opt = argparse.Namespace(model="pix2pix", dataset_mode="aligned", direction="AtoB")
+    generator = torch.Generator().manual_seed(0)
+    real_b, fake_b = (torch.rand((3, 3, 16, 16), generator=generator) * 2 - 1 for _ in range(2))
+
+    def eight_bit(images):  # as the saved pictures hold them, in [0, 1]
+        return torch.round((images.clamp(-1, 1) + 1) * 127.5).expand(-1, 3, -1, -1).double() / 255
+
+    for channels in (3, 1):
+        real_a = torch.rand((3, channels, 16, 16), generator=generator) * 2 - 1
+        collector = MetricsCollector(["psnr", "l1"], opt, ["real_A", "fake_B", "real_B"])
+        collector.add({"real_A": real_a, "fake_B": fake_b, "real_B": real_b}, {"A_paths": ["a", "b", "c"]})
+        report = compute_metrics(["psnr", "l1"], collector.finish())
+        entry = report["metrics"]["psnr"]["fake_B vs real_B"]
+        mse = ((eight_bit(fake_b) - eight_bit(real_b)) ** 2).mean(dim=(1, 2, 3))
+        assert entry["images"] == {"pairs": 3} and entry["value"] == pytest.approx(float((-10 * mse.log10()).mean()))
+        if channels == 3:
+            mse = ((eight_bit(real_a) - eight_bit(real_b)) ** 2).mean(dim=(1, 2, 3))
+            assert entry["input_unchanged"] == pytest.approx(float((-10 * mse.log10()).mean()), rel=1e-9)
+            l1_baseline = (eight_bit(real_a) - eight_bit(real_b)).abs().mean()
+            assert report["metrics"]["l1"]["fake_B vs real_B"]["input_unchanged"] == pytest.approx(float(l1_baseline))
+            assert report_lines(report)[0].startswith(
+                f"PSNR fake_B vs real_B: {entry['value']:.6g} (input unchanged: {entry['input_unchanged']:.6g})  [")
+        else:
+            assert "input_unchanged" not in entry and "input unchanged" not in report_lines(report)[0]
+
+
 TINY_TRAIN = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--n_epochs", "1", "--n_epochs_decay", "0",
               "--crop_size", "32", "--load_size", "36", "--gpu_ids", "-1", "--display_id", "0", "--num_threads", "0"]
 
@@ -211,3 +243,15 @@ def test_same_named_ground_truth_scores_the_test_model(tmp_path, shared_unaligne
     assert report["metrics"]["l1"]["fake vs reference"]["value"] == pytest.approx(np.abs(fake - real).mean() / 2)
     assert 0.5 < report["metrics"]["ssim"]["fake vs reference"]["value"] < 1.0
     assert any("scored the 2 outputs" in note and "1 without one" in note for note in report["notes"])
+    # The do-nothing baseline, each input against the same truth: img_000's input against that output,
+    # img_001's input against itself (100 dB, the cap).
+    input_0 = np.asarray(Image.open(images / "img_000_real.png"), dtype=np.float64) / 255
+    output_0 = np.asarray(Image.open(images / "img_000_fake.png"), dtype=np.float64) / 255
+    assert psnr["input_unchanged"] == pytest.approx((10 * np.log10(1 / np.mean((input_0 - output_0) ** 2)) + 100) / 2,
+                                                    rel=1e-9)
+    l1_entry = report["metrics"]["l1"]["fake vs reference"]
+    assert l1_entry["input_unchanged"] == pytest.approx(np.abs(input_0 - output_0).mean() / 2)
+    assert "input_unchanged: the same score of each output's input" in l1_entry["protocol"]
+    line = f"PSNR fake vs reference: {psnr['value']:.6g} (input unchanged: {psnr['input_unchanged']:.6g})"
+    assert f"  {line}  [" in result.stdout
+    assert line in (tmp_path / "second" / "cg" / "test_latest" / "index.html").read_text()

@@ -1,8 +1,9 @@
 """The benchmark's translation tasks: real photos as domain A, a known photographic transform of
 them as domain B, so that every test output has an exact ground truth.
 
-The photos and their random crops come from datasets/make_demo_dataset.py (the pictures that ship
-inside scikit-image and scikit-learn; nothing is downloaded). Each task writes
+The photos, their random crops and the folders come from datasets/make_demo_dataset.py (the pictures
+that ship inside scikit-image and scikit-learn; nothing is downloaded), as in the demo dataset. Each
+task writes
   trainA/  random crops;      trainB/  transform(other random crops)   (unpaired)
   testA/   random crops;      testB/   transform(testA), file for file (same names)
 so that test.py --metrics psnr,ssim finds each output's ground truth by its file name. Every task
@@ -11,10 +12,10 @@ uses the same crops; only the transform differs.
 import os
 
 import numpy as np
-from make_demo_dataset import load_photos, random_crops, save_all, winter_look  # datasets/ is on the path
+from make_demo_dataset import winter_look, write_translation_set  # datasets/ is on the path
 from PIL import Image
 
-from engine.metric_collector import to_unit_tensor
+from engine.metric_collector import paired_scores
 from metrics.registry import METRICS
 from util.errors import UserError
 
@@ -56,23 +57,10 @@ def parse_tasks(text):
     return list(dict.fromkeys(names))
 
 
-def draw_crops(size, n_train, n_test, seed):
-    """The crops every task shares: {'trainA', 'trainB', 'testA': list of RGB PIL images}. trainB
-    holds the crops that become domain B once transformed, drawn independently of trainA (unpaired)."""
-    photos = load_photos()
-    counts = {"trainA": n_train, "trainB": n_train, "testA": n_test}
-    streams = np.random.SeedSequence(seed).spawn(len(counts))  # one independent stream per set
-    return {name: random_crops(photos, np.random.default_rng(stream), size, count)
-            for (name, count), stream in zip(counts.items(), streams)}
-
-
 def write_task(folder, name, crops):
-    """Write task `name`'s dataset to folder/{trainA,trainB,testA,testB} from the shared `crops`."""
-    transform = TASKS[name][0]
-    images = {"trainA": crops["trainA"], "trainB": [transform(crop) for crop in crops["trainB"]],
-              "testA": crops["testA"], "testB": [transform(crop) for crop in crops["testA"]]}
-    for split, pictures in images.items():
-        save_all(pictures, os.path.join(folder, split))
+    """Write task `name`'s dataset to folder/{trainA,trainB,testA,testB} from the shared `crops`
+    (make_demo_dataset.draw_crops's)."""
+    write_translation_set(folder, crops, TASKS[name][0])
 
 
 def read_pictures(folder):
@@ -83,16 +71,18 @@ def read_pictures(folder):
 
 def do_nothing_scores(folder, inception):
     """The scores of returning each test input unchanged: PSNR and SSIM of testA against its truth
-    testB (mean over images, as test.py reports them), FID and KID of testA against the testB set.
+    testB (mean over images, by the helper behind test.py's paired numbers and their baseline), FID and
+    KID of testA against the testB set.
 
     folder: a task's dataset folder. inception: a metrics.inception.InceptionFeatures.
     """
     inputs, truths = read_pictures(os.path.join(folder, "testA")), read_pictures(os.path.join(folder, "testB"))
     names = sorted(inputs)
-    real, fake = to_unit_tensor([truths[n] for n in names]), to_unit_tensor([inputs[n] for n in names])
-    scores = {name: float(np.mean(METRICS[name].function(real, fake))) for name in ("psnr", "ssim")}
-    real_features = inception.features([truths[n] for n in names])
-    fake_features = inception.features([inputs[n] for n in names])
+    truth_pictures, input_pictures = [truths[n] for n in names], [inputs[n] for n in names]
+    scores = {name: float(np.mean(values))
+              for name, values in paired_scores(("psnr", "ssim"), truth_pictures, input_pictures).items()}
+    real_features = inception.features(truth_pictures)
+    fake_features = inception.features(input_pictures)
     scores["fid"] = METRICS["fid"].function(real_features, fake_features)["value"]
     scores["kid"] = METRICS["kid"].function(real_features, fake_features)["value"]
     return scores
