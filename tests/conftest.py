@@ -6,11 +6,19 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-from PIL import Image
-from torch import nn
+# One compute thread per process, for the tests and every process they start (which inherit the
+# environment): the tests' networks are tiny, where a second thread saves nothing, and the processes
+# run side by side, so more threads than cores wait on each other (several times the CPU time on a
+# busy machine). Set before torch is imported, which reads it once.
+os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import nn  # noqa: E402
+
+torch.set_num_threads(1)  # in case a plugin imported torch before this file set the environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))

@@ -24,7 +24,7 @@ TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1
 
 
 def run(command, cwd):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
@@ -198,7 +198,7 @@ def test_resume_under_torchrun_with_two_then_one_process(tmp_path):
               "--n_epochs", "40", "--n_epochs_decay", "0", "--print_freq", "2", "--ngf", "16", "--ndf", "16"]
     process = subprocess.Popen([*TORCHRUN, script("train.py"), *common], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"))
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
         for line in process.stdout:
             if line.startswith("(epoch: 2"):
