@@ -1,16 +1,24 @@
 """Shared test fixtures: generated image folders and a helper that runs the CLI like a user."""
 import os
-import resource
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-from PIL import Image
-from torch import nn
+# One compute thread per process, for the tests and every process they start (which inherit the
+# environment): the tests' networks are tiny, where a second thread saves nothing, and the processes
+# run side by side, so more threads than cores wait on each other (several times the CPU time on a
+# busy machine). Set before torch is imported, which reads it once.
+os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from prewarmed import run_prewarmed  # noqa: E402
+from torch import nn  # noqa: E402
+
+torch.set_num_threads(1)  # in case a plugin imported torch before this file set the environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -75,17 +83,13 @@ def aligned_root(tmp_path):
 
 
 def run_script(script, *args, cwd, timeout=600, file_size_limit=None):
-    """Run one of the repository's Python entry points as a user would; return the finished process.
+    """Run one of the repository's Python entry points as a user would; return the finished process. It
+    starts with torch already imported (see prewarmed.py).
 
     file_size_limit: bytes no file of the process may grow beyond, as if the disk filled up there.
     """
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-
-    def limit_file_size():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
-    return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=limit_file_size if file_size_limit else None)
+    return run_prewarmed(REPO_ROOT / script, args, cwd, dict(os.environ, PYTHONUNBUFFERED="1"), timeout,
+                         file_size_limit)
 
 
 SIDE_BY_SIDE = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))

@@ -120,7 +120,7 @@ def test_two_processes_report_per_process_rates_and_efficiency_once(tiny_run, tm
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                str(REPO_ROOT / "scripts" / "benchmark.py"), *TINY, "--config", "amp=none",
                "--config", "amp=none,channels_last=1", "--config", "amp=fp16", "--baseline", str(single_json)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert process.returncode == 0, process.stderr[-4000:]
     records = bench_records(process.stdout)

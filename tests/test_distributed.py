@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from conftest import REPO_ROOT, assert_identical, start_process, wait_for_stall, write_images
+from conftest import REPO_ROOT, assert_identical, run_script, start_process, wait_for_stall, write_images
 from models import parallel
 from models.norms import CrossRankBatchNorm2d
 from runtime.runtime import Runtime
@@ -24,8 +24,15 @@ TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1
 
 
 def run(command, cwd):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result
+
+
+def run_alone(name, *args, cwd):
+    """`python name *args` in one process (see conftest.run_script); return the finished process."""
+    result = run_script(name, *args, cwd=cwd)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
 
@@ -74,8 +81,7 @@ def test_train_and_test_under_torchrun(tmp_path, unaligned_root):
 def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
     flags = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", *flags]
     run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
-    run([sys.executable, script("tests/helpers/one_step.py"), str(tmp_path / "single.pt"), "--batch_size", "2",
-         *flags], tmp_path)
+    run_alone("tests/helpers/one_step.py", tmp_path / "single.pt", "--batch_size", "2", *flags, cwd=tmp_path)
     ddp, rank1, single = (torch.load(tmp_path / name) for name in ("ddp.pt", "ddp.pt.rank1", "single.pt"))
     # The WGAN-GP penalties (of D_A, then D_B) averaged over the ranks are the whole batch's.
     assert len(single["penalties"]) == (2 if "wgangp" in flags else 0)
@@ -116,8 +122,7 @@ def test_cut_two_processes_average_what_one_process_computes_for_the_whole_batch
     flags = ["--model", "cut", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--netF_nc", "8",
              "--num_patches", "2000"]
     run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
-    run([sys.executable, script("tests/helpers/one_step.py"), str(tmp_path / "single.pt"), "--batch_size", "2",
-         *flags], tmp_path)
+    run_alone("tests/helpers/one_step.py", tmp_path / "single.pt", "--batch_size", "2", *flags, cwd=tmp_path)
     ddp, rank1, single = (torch.load(tmp_path / name)["parameters"] for name in ("ddp.pt", "ddp.pt.rank1", "single.pt"))
     assert ddp.keys() == single.keys() and {key.split(".")[0] for key in single} == {"G", "F", "D"}
     # Rounding noise grows with a network's gradients (biases in front of an instance norm get only noise).
@@ -198,7 +203,7 @@ def test_resume_under_torchrun_with_two_then_one_process(tmp_path):
               "--n_epochs", "40", "--n_epochs_decay", "0", "--print_freq", "2", "--ngf", "16", "--ndf", "16"]
     process = subprocess.Popen([*TORCHRUN, script("train.py"), *common], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                               env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"))
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
         for line in process.stdout:
             if line.startswith("(epoch: 2"):
@@ -219,7 +224,7 @@ def test_resume_under_torchrun_with_two_then_one_process(tmp_path):
     assert after_two["epoch"] == stopped["epoch"] + 2
 
     resumed = [arg if arg != "40" else str(stopped["epoch"] + 2) for arg in common]
-    result = run([sys.executable, script("train.py"), *resumed, "--continue_train"], tmp_path)
+    result = run_alone("train.py", *resumed, "--continue_train", cwd=tmp_path)
     assert "batch size 1 per process x 1 process(es)" in result.stdout
     final = torch.load(tmp_path / "ck" / "r" / "latest_state.pth", weights_only=True)["progress"]
     assert final["epoch"] == stopped["epoch"] + 3

@@ -30,16 +30,6 @@ TINY = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--gpu_ids", "-1
         "--seed", "1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread for this module's in-process runs: on a busy machine, threads waiting for a core
-    spin, and the runs cost several times their CPU time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- the update rule ----------------------------------------------------------------------------------
 
 def small_net():

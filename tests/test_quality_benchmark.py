@@ -29,16 +29,6 @@ benchmark = load_benchmark()
 from quality_bench import report, runs, tasks  # noqa: E402  (importable once the script has set the path)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread_per_process():
-    """The benchmark's train.py and test.py run one thread each: tiny networks gain nothing from a
-    second one, and on a busy machine two threads per process spend their time waiting on each other
-    (this halves the tests' time there)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        yield
-
-
 def pictures(folder):
     return {path.name: np.array(Image.open(path).convert("RGB")) for path in sorted(folder.iterdir())}
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO_ROOT, assert_identical, start_process, wait_for_stall, write_images
+from conftest import REPO_ROOT, assert_identical, run_script, start_process, wait_for_stall, write_images
 
 BASE = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--display_id", "0", "--seed", "3", "--deterministic",
         "--load_size", "36", "--crop_size", "32", "--print_freq", "1", "--save_latest_freq", "1",
@@ -74,7 +74,8 @@ def wait_for_loss_line(process):
 
 
 def run_to_end(cmd, tmp_path):
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    """Run `cmd` (python, train.py, flags...) to its end; return the finished process."""
+    result = run_script("train.py", *cmd[2:], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
