@@ -193,12 +193,34 @@ def get_params(opt, size, rng=random):
     """Draw one crop corner and flip decision, so that several images (A and B halves) share them.
 
     opt: options; size: (width, height) of the loaded image; rng: the item's random.Random (default:
-    the global one). Returns {'crop_pos': (x, y), 'flip': bool}.
+    the global one). Returns {'crop_pos': (x, y), 'flip': bool, 'resized': (width, height) before the
+    crop}: plain numbers, so that a dataset item can carry them (collated) to whoever must repeat its
+    transform (see transform_like).
     """
     width, height = size_before_crop(opt, size)
     x = rng.randint(0, max(0, width - opt.crop_size))
     y = rng.randint(0, max(0, height - opt.crop_size))
-    return {"crop_pos": (x, y), "flip": rng.random() > 0.5}
+    return {"crop_pos": (x, y), "flip": rng.random() > 0.5, "resized": (width, height)}
+
+
+def item_params(batch_params, index):
+    """The get_params dict of the `index`-th item of a batch, from its collated form (each number
+    became a tensor over the batch, each pair a list of two such tensors)."""
+    def pick(value):
+        return tuple(pick(part) for part in value) if isinstance(value, (list, tuple)) else value[index].item()
+    return {key: pick(value) for key, value in batch_params.items()}
+
+
+def transform_like(opt, image, params):
+    """`image` preprocessed exactly as the image whose get_params were `params` (same resize, crop
+    position and flip), as a tensor in [-1, 1]; None when its size before the crop differs, since the
+    same crop position would then cover another part of it.
+
+    opt: options; image: a PIL image (e.g. the ground truth of that image); params: from get_params.
+    """
+    if size_before_crop(opt, image.size) != tuple(params["resized"]):
+        return None
+    return get_transform(opt, params)(image)
 
 
 def get_transform(opt, params=None, grayscale=False, method=Image.Resampling.BICUBIC, convert=True):

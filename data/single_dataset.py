@@ -11,7 +11,8 @@ from data.image_io import load_image
 
 
 class SingleDataset(FilePerItemDataset):
-    """Yields {'A', 'A_paths'} for every image under dataroot itself (no phase subfolder).
+    """Yields {'A', 'A_params', 'A_paths'} for every image under dataroot itself (no phase subfolder);
+    A_params: the get_params its preprocessing drew (what its ground truth must go through too).
 
     Channels: --output_nc with --direction BtoA, otherwise --input_nc.
     opt: options (dataroot, direction, input_nc, output_nc, max_dataset_size, preprocessing).
@@ -28,4 +29,5 @@ class SingleDataset(FilePerItemDataset):
     def load_item(self, index, rng):
         path = self.paths[index]
         image = load_image(path, self.mode)
-        return {"A": get_transform(self.opt, get_params(self.opt, image.size, rng))(image), "A_paths": path}
+        params = get_params(self.opt, image.size, rng)
+        return {"A": get_transform(self.opt, params)(image), "A_params": params, "A_paths": path}

@@ -14,8 +14,10 @@ from data.image_io import load_image
 
 
 class UnalignedDataset(BaseDataset):
-    """Yields {'A', 'B', 'A_paths', 'B_paths'}: A images in sorted order, B images in order with
-    --serial_batches and drawn at random otherwise, so that pairs change from epoch to epoch.
+    """Yields {'A', 'B', 'A_params', 'B_params', 'A_paths', 'B_paths'}: A images in sorted order, B images
+    in order with --serial_batches and drawn at random otherwise, so that pairs change from epoch to
+    epoch. A_params/B_params: the get_params each image's preprocessing drew (what the ground truth of
+    an output made from it must go through too).
 
     opt: options (dataroot, phase, direction, input_nc, output_nc, serial_batches, max_dataset_size, preprocessing).
     """
@@ -48,10 +50,11 @@ class UnalignedDataset(BaseDataset):
 
     def load_item(self, index, rng):
         a_path, b_path = self._pair_paths(index, rng)
-        return {"A": self._load(a_path, "A", rng), "B": self._load(b_path, "B", rng),
-                "A_paths": a_path, "B_paths": b_path}
+        (a, a_params), (b, b_params) = self._load(a_path, "A", rng), self._load(b_path, "B", rng)
+        return {"A": a, "B": b, "A_params": a_params, "B_params": b_params, "A_paths": a_path, "B_paths": b_path}
 
     def _load(self, path, domain, rng):
-        """One image of `domain`, with its own random crop and flip."""
+        """One image of `domain`, with its own random crop and flip, and the get_params drawn for them."""
         image = load_image(path, self.modes[domain])
-        return get_transform(self.opt, get_params(self.opt, image.size, rng))(image)
+        params = get_params(self.opt, image.size, rng)
+        return get_transform(self.opt, params)(image), params

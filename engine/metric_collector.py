@@ -1,16 +1,18 @@
 """Collecting what the metrics need during a test or an evaluation pass: the image sets to compare,
-ground truth found by file name, Inception features and per-image paired scores (of each output and,
-as the do-nothing baseline, of its input against the same truth), batch by batch (only features and
-scores are kept, never the images), merged over torchrun processes at the end."""
+ground truth found by file name (preprocessed exactly as the input it belongs to), Inception features
+and per-image paired scores (of each output and, as the do-nothing baseline, of its input against the
+same truth), batch by batch (only features and scores are kept, never the images), merged over torchrun
+processes at the end."""
 import contextlib
 import hashlib
 import os
-import random
 
 import numpy as np
 import torch
 
 from data import single_folder_options
+from data.base_dataset import item_params, transform_like
+from data.image_io import load_image
 from data.single_dataset import SingleDataset
 from metrics.inception import load_inception
 from metrics.registry import METRICS
@@ -47,17 +49,19 @@ def domain_folder(opt, label):
     return os.path.join(opt.dataroot, opt.phase + (first if label == "real_A" else second))
 
 
-def source_paths(opt, batch):
-    """The input files of a batch by the label of the visual they became (real_A, real_B or real)."""
+def source_domain(opt, batch, label):
+    """The batch domain ('A' or 'B', naming its <domain>_paths and <domain>_params) whose images became
+    the input visual `label` (real_A, real_B or, from a single folder, real)."""
     if "B_paths" not in batch:
-        return {"real": batch["A_paths"]}
-    first, second = ("A_paths", "B_paths") if opt.direction == "AtoB" else ("B_paths", "A_paths")
-    return {"real_A": batch[first], "real_B": batch[second]}
+        return "A"
+    first, second = ("A", "B") if opt.direction == "AtoB" else ("B", "A")
+    return first if label == "real_A" else second
 
 
 class SameNameTruth:
     """Ground truth found by file name: for an output made from `x.png`, the file `x.*` in `folder`,
-    read and preprocessed as the test images are.
+    read as the test images are and preprocessed exactly as `x.png` was (its crop position, flip and
+    resize, which the dataset reports in the batch), so that both show the same part of the scene.
 
     opt: test-style options; folder: where the ground truth is; label: the real visual whose domain
     it belongs to (real_B: output channels, real_A: input channels).
@@ -71,17 +75,22 @@ class SameNameTruth:
         paths = self.dataset.paths if self.dataset else []
         self.index = {file_stem(path): index for index, path in enumerate(paths)}
         self.missing = set()  # inputs without a same-named file
-        self.mismatched = set()  # inputs whose same-named file has another size than the output
+        # Inputs whose same-named file has another size: before the crop (the input's crop position
+        # would cover another part of it) or in the end (another shape than the output).
+        self.mismatched = set()
 
-    def picture(self, source_path, shape):
-        """The uint8 ground-truth picture of the output made from `source_path`, or None (noted) when
-        there is none or its size differs from the output's `shape`."""
+    def picture(self, source_path, params, shape):
+        """The uint8 ground-truth picture of the output made from `source_path`, preprocessed with that
+        input's get_params `params`, or None (noted) when there is none or its size does not match
+        (see `mismatched`); shape: the output picture's shape."""
         index = self.index.get(file_stem(source_path))
         if index is None:
             self.missing.add(source_path)
             return None
-        picture = tensor2im(self.dataset.load_item(index, random.Random(0))["A"])
-        if picture.shape != shape:
+        image = load_image(self.dataset.paths[index], self.dataset.mode)
+        truth = transform_like(self.dataset.opt, image, params)
+        picture = None if truth is None else tensor2im(truth)
+        if picture is None or picture.shape != shape:
             self.mismatched.add(source_path)
             return None
         return picture
@@ -174,8 +183,10 @@ class MetricsCollector:
                                  pictures[comparison.fake], inputs)
             elif comparison.truth is not None:
                 fakes = pictures[comparison.fake]
-                paths = source_paths(self.opt, batch)[source]
-                truths = [comparison.truth.picture(path, fake.shape) for path, fake in zip(paths, fakes)]
+                domain = source_domain(self.opt, batch, source)
+                paths, params = batch[domain + "_paths"], batch[domain + "_params"]
+                truths = [comparison.truth.picture(path, item_params(params, i), fake.shape)
+                          for i, (path, fake) in enumerate(zip(paths, fakes))]
                 found = [index for index, truth in enumerate(truths) if truth is not None]
                 self._add_paired(comparison, [keys[comparison.fake][i] for i in found], [truths[i] for i in found],
                                  [fakes[i] for i in found], None if inputs is None else [inputs[i] for i in found])

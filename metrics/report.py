@@ -76,7 +76,7 @@ def truth_text(truth):
     """Where the ground truth of a paired comparison comes from, in words."""
     if truth == BATCH_TRUTH:
         return "the real image of the same aligned pair"
-    return f"the same-named file in {truth.folder}, preprocessed as the test images"
+    return f"the same-named file in {truth.folder}, preprocessed as its input (same crop and flip)"
 
 
 def distribution_entry(name, comparison, features, notes):

@@ -146,7 +146,7 @@ def test_channel_counts_follow_direction(unaligned_root, aligned_root):
     pair = AlignedDataset(make_opt(aligned_root, output_nc=1))[0]
     assert pair["A"].shape[0] == 3 and pair["B"].shape[0] == 1
     single = SingleDataset(make_opt(unaligned_root / "testA", output_nc=1, direction="BtoA"))[0]
-    assert single["A"].shape[0] == 1 and set(single) == {"A", "A_paths"}
+    assert single["A"].shape[0] == 1 and set(single) == {"A", "A_params", "A_paths"}
     with pytest.raises(UserError, match="1 or 3"):
         SingleDataset(make_opt(unaligned_root / "testA", input_nc=2))
 

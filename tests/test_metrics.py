@@ -255,3 +255,23 @@ def test_same_named_ground_truth_scores_the_test_model(tmp_path, shared_unaligne
     line = f"PSNR fake vs reference: {psnr['value']:.6g} (input unchanged: {psnr['input_unchanged']:.6g})"
     assert f"  {line}  [" in result.stdout
     assert line in (tmp_path / "second" / "cg" / "test_latest" / "index.html").read_text()
+
+
+def test_reference_truth_cropped_like_each_input_when_load_size_exceeds_crop_size(tmp_path, shared_unaligned_root,
+                                                                                 trained_cyclegan):
+    """test.py --load_size 40 --crop_size 32 crops each input at its own random place; a reference that
+    is the input files themselves must be cropped there too: input unchanged scores the PSNR cap and
+    L1 0, and the outputs score what their saved pictures against the saved inputs give."""
+    result = run_script("test.py", "--dataroot", shared_unaligned_root / "testA", "--name", "cg", "--model", "test",
+                        "--model_suffix", "_A", "--checkpoints_dir", trained_cyclegan, "--gpu_ids", "-1",
+                        "--num_threads", "0", "--load_size", "40", "--crop_size", "32", "--results_dir", tmp_path,
+                        "--metrics", "psnr,l1", "--metrics_reference", shared_unaligned_root / "testA", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "cg" / "test_latest" / "metrics.json").read_text())
+    psnr, l1_entry = (report["metrics"][name]["fake vs reference"] for name in ("psnr", "l1"))
+    assert psnr["images"] == {"pairs": 3} and psnr["input_unchanged"] == 100.0 and l1_entry["input_unchanged"] == 0.0
+    images = tmp_path / "cg" / "test_latest" / "images"
+    saved = [[np.asarray(Image.open(images / f"img_{i:03d}_{label}.png"), dtype=np.float64) / 255
+              for label in ("fake", "real")] for i in range(3)]
+    assert psnr["value"] == pytest.approx(np.mean([10 * np.log10(1 / np.mean((f - r) ** 2)) for f, r in saved]), rel=1e-9)
+    assert l1_entry["value"] == pytest.approx(np.mean([np.abs(f - r).mean() for f, r in saved]))
