@@ -56,4 +56,4 @@ class BlurUpsample(nn.Module):
         self.register_buffer("filt", binomial_filter([1.0, 3.0, 3.0, 1.0], channels, gain=4.0))
 
     def forward(self, x):
-        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
