@@ -19,14 +19,6 @@ def binomial_filter(taps, channels, gain=1.0):
     return kernel[None, None].repeat(channels, 1, 1, 1)
 
 
-def repeat_edges(x):
-    """`x` (N, C, H, W) with its first and last rows and columns repeated once: replication padding by
-    one pixel, written with slices because the backward of F.pad's replicate mode fails under
-    torch.compile (PyTorch 2.14 on the CPU: a stride mismatch in replication_pad2d_backward)."""
-    x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], 2)
-    return torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], 3)
-
-
 class BlurDownsample(nn.Module):
     """Halve the size (ceil(side / 2)) after a [1, 2, 1] x [1, 2, 1] / 16 blur: reflection padding by
     one pixel, then a depthwise 3x3 convolution of stride 2 with the fixed filter.
@@ -49,10 +41,14 @@ class BlurDownsample(nn.Module):
 
 class BlurUpsample(nn.Module):
     """Double the size with a [1, 3, 3, 1] x [1, 3, 3, 1] kernel (normalised to 4, the stride squared,
-    so that a constant image stays constant): replication padding by one pixel, a depthwise transposed
-    convolution of stride 2 (padding 2), then one row and column cropped from each side.
+    so that a constant image stays constant): in the official code replication padding by one pixel,
+    a depthwise transposed convolution of stride 2 (padding 2) and one row and column cropped from
+    each side. Each output pixel is then 3/4 of its nearer input neighbour and 1/4 of the farther one
+    in each direction, edges repeated: exactly bilinear upsampling by 2 with pixel centres at half
+    steps (align_corners False), which this layer computes, in one pass that is about twice as fast
+    forward and backward on the CPU as the transposed convolution.
 
-    channels: the input's channels.
+    channels: the input's channels (for the `filt` buffer, kept so that official weight files load).
     """
 
     def __init__(self, channels):
@@ -60,6 +56,4 @@ class BlurUpsample(nn.Module):
         self.register_buffer("filt", binomial_filter([1.0, 3.0, 3.0, 1.0], channels, gain=4.0))
 
     def forward(self, x):
-        padded = repeat_edges(x)
-        enlarged = F.conv_transpose2d(padded, self.filt, stride=2, padding=2, groups=x.shape[1])
-        return enlarged[:, :, 1:-1, 1:-1]
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)

@@ -9,7 +9,9 @@ Losses, as in the official code (taesungp/contrastive-unpaired-translation):
   (PatchNCE(A, G(A)) + PatchNCE(B, G(B))) * 0.5, each the mean over --nce_layers of lambda_NCE times
   the mean loss of the layer's sampled patches.
 Each iteration: G's forward (A and, with --nce_idt, B in one batch, mirrored left-right as a whole
-half of the time with --flip_equivariance), then D's step, then G's with D frozen.
+half of the time with --flip_equivariance), then D's step, then G's with D frozen. PatchNCE's keys (G's
+encoder features of A and B) are kept from G's forward where they are equal to the official second
+encoding of A and B (see keys_from_forward), which is then saved.
 
 Flags and their defaults (the official code's; a value given on the command line always wins):
 --CUT_mode CUT (FastCUT; cut and fastcut are accepted too) decides the defaults of the mode:
@@ -186,6 +188,14 @@ class CUTModel(BaseModel):
         self.optimizer_G = self.make_optimizer(itertools.chain(self.netG.parameters(), self.netF.parameters()))
         self.optimizer_D = self.make_optimizer(self.netD.parameters())
         self.flipped = False
+        # PatchNCE's keys are G's encoder features of real_A (and real_B), which G's forward pass on
+        # them computes anyway with the same weights: kept from it, they cost nothing, where the official
+        # code encodes the images again. Only where that gives the same values: an image's features do
+        # not depend on the rest of the batch and update no running statistics (instance norm or none;
+        # G has no dropout, whose masks would differ), and no compiled forward would recompile for the
+        # capturing hooks.
+        self.keys_from_forward = (opt.normG or opt.norm) in ("instance", "none") and not opt.compile
+        self.keys = {}
         for name in self.loss_names:  # each stays 0 while its term is off
             setattr(self, "loss_" + name, torch.zeros((), device=self.device))
 
@@ -200,22 +210,33 @@ class CUTModel(BaseModel):
     def training_forward(self):
         """G on A (and B for the identity NCE) in one batch as the official code runs it (so batch
         norm sees both), or in two when --preprocess none gives them other sizes; mirrored left-right
-        half of the time with --flip_equivariance (a draw from torch's CPU random generator)."""
+        half of the time with --flip_equivariance (a draw from torch's CPU random generator). Keeps
+        the encoder features of each input as PatchNCE's keys (self.keys) where they are the ones
+        PatchNCE would compute: with keys_from_forward, for inputs neither mirrored nor padded."""
         inputs = [self.real_A, self.real_B] if self.nce_idt else [self.real_A]
         self.flipped = self.opt.flip_equivariance and bool(torch.rand(()) < 0.5)
         if self.flipped:
             inputs = [images.flip(3) for images in inputs]
-        if len({images.shape[1:] for images in inputs}) == 1:
-            outputs = self.netG(torch.cat(inputs)).split([len(images) for images in inputs])
-        else:
-            outputs = [self.netG(images) for images in inputs]
+        generator = self.without_sync(self.netG)
+        padded = any(side % generator.size_multiple for images in inputs for side in images.shape[2:])
+        capture = self.keys_from_forward and not (self.flipped or padded)
+        sizes = [len(images) for images in inputs]
+        with generator.capturing(self.nce_layers if capture else []) as captured:
+            if len({images.shape[1:] for images in inputs}) == 1:
+                outputs = self.netG(torch.cat(inputs)).split(sizes)
+            else:
+                outputs = [self.netG(images) for images in inputs]
+        if len(captured) == 1:  # one pass over the whole batch: each input's share of every feature map
+            captured = [list(shares) for shares in zip(*(feature.split(sizes) for feature in captured[0]))]
+        self.keys = dict(zip(("A", "B"), captured))
         self.fake_B = outputs[0]
         if self.nce_idt:
             self.idt_B = outputs[1]
 
-    def nce_loss(self, source, output):
-        """PatchNCE between G's encoder features of `output` (queries) and of `source` (keys) at the
-        same sampled positions: the mean over --nce_layers of lambda_NCE * the mean patch loss."""
+    def nce_loss(self, source, output, keys=None):
+        """PatchNCE between G's encoder features of `output` (queries) and of `source` (keys: computed
+        here unless given) at the same sampled positions: the mean over --nce_layers of lambda_NCE *
+        the mean patch loss."""
         opt = self.opt
         # G's encoder runs outside DistributedDataParallel's forward (which calls forward only); its
         # gradients join those of G's own pass in the one backward, so DDP still averages them.
@@ -225,7 +246,7 @@ class CUTModel(BaseModel):
             queries = [feature.flip(3) for feature in queries]
         # The keys are constants of the loss (the official code detaches them), so no graph is kept.
         with torch.no_grad():
-            keys = encoder(source, self.nce_layers)
+            keys = encoder(source, self.nce_layers) if keys is None else keys
             patch_ids = sample_patch_ids(keys, opt.num_patches)
             keys = self.netF(keys, patch_ids)
         queries = self.netF(queries, patch_ids)
@@ -248,15 +269,16 @@ class CUTModel(BaseModel):
     def generator_loss_terms(self):
         """lambda_GAN * GAN(D(G(A)), real) + the NCE term(s); sets loss_G and its parts."""
         opt = self.opt
+        keys, self.keys = self.keys, {}  # used once: not kept alive into the next iteration
         with self.autocast():
             if opt.lambda_GAN > 0:
                 prediction = self.without_sync(self.netD)(self.fake_B)
                 self.loss_G_GAN = self.criterionGAN(prediction, True) * opt.lambda_GAN
             nce = 0.0
             if opt.lambda_NCE > 0:
-                self.loss_NCE = nce = self.nce_loss(self.real_A, self.fake_B)
+                self.loss_NCE = nce = self.nce_loss(self.real_A, self.fake_B, keys.get("A"))
                 if self.nce_idt:
-                    self.loss_NCE_Y = self.nce_loss(self.real_B, self.idt_B)
+                    self.loss_NCE_Y = self.nce_loss(self.real_B, self.idt_B, keys.get("B"))
                     nce = (self.loss_NCE + self.loss_NCE_Y) * 0.5
             self.loss_G = self.loss_G_GAN + nce
         return self.loss_G

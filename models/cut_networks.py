@@ -10,8 +10,11 @@ Module order, indices and parameter names are the official ones, so its `latest_
 24 ReLU, 25 blur-up, 26 conv3x3, 27 norm, 28 ReLU, 29 pad, 30 conv7x7, 31 Tanh. The discriminator's
 `model` (basic): 0 conv4x4 (stride 1), 1 LeakyReLU, 2 blur-down, then per stride-2 stage conv4x4,
 norm, LeakyReLU, blur-down, and the usual stride-1 conv4x4, norm, LeakyReLU, conv4x4 to one score.
-The generator's `encode` returns the outputs of chosen layers (its encoder features) for PatchNCE.
+The generator's `encode` returns the outputs of chosen layers (its encoder features) for PatchNCE;
+`capturing` collects the same outputs during forward passes.
 """
+import contextlib
+
 import torch.nn as nn
 
 from util.errors import UserError
@@ -73,6 +76,30 @@ class CUTResnetGenerator(nn.Module):
             if index in layers:
                 features.append(x)
         return features
+
+    @contextlib.contextmanager
+    def capturing(self, layers):
+        """Within the block, every forward pass adds to the yielded list the outputs of `layers`
+        (ascending indices into `model`; none when empty), detached: the features encode(x, layers)
+        returns for the same input, without running the encoder again."""
+        captured = []
+
+        def keep(index):
+            def hook(module, args, output):
+                if index == layers[0]:
+                    captured.append([])
+                # encode() stops after the last layer; a full pass goes on, and an in-place layer next
+                # (ReLU(True) after a norm) would change that output under our feet: keep a copy then.
+                following = self.model[index + 1] if index + 1 < len(self.model) else None
+                changed_next = index == layers[-1] and getattr(following, "inplace", False)
+                captured[-1].append(output.detach().clone() if changed_next else output.detach())
+            return hook
+        handles = [self.model[index].register_forward_hook(keep(index)) for index in layers]
+        try:
+            yield captured
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def feature_channels(self, layers):
         """The channel counts of the outputs of `layers` (what encode(x, layers) returns): each

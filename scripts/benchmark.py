@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py --netG resnet_9blocks --crop_size 128 --amp none bf16 --channels_last 0 1 --peak
     python scripts/benchmark.py --device cuda --config amp=bf16,channels_last=1,compile=1 --config amp=none
+    python scripts/benchmark.py --model cut --CUT_mode FastCUT --config amp=none
 
 Each configuration (the product of --amp, --channels_last and --compile, or the --config list) is
 built through the tool's own options and create_model, on synthetic batches like the data loader's.
@@ -31,7 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.generators import GENERATOR_CHOICES  # noqa: E402  (the repository root is on the path only now)
+from models.cut_model import CUT_MODES, cut_mode  # noqa: E402  (the repository root is on the path only now)
+from models.generators import GENERATOR_CHOICES  # noqa: E402
 from runtime.device import AMP_CHOICES  # noqa: E402
 from runtime.runtime import Launch, quiet_unless_main  # noqa: E402
 from scripts.benchmarks.configurations import configurations  # noqa: E402
@@ -45,7 +47,10 @@ from util.errors import UserError, exit_on_user_error  # noqa: E402
 def parse_arguments(argv):
     """The benchmark's command line; UserError for values it cannot run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="cycle_gan", choices=("cycle_gan", "pix2pix"), help="model to measure (default: %(default)s)")
+    parser.add_argument("--model", default="cycle_gan", choices=("cycle_gan", "pix2pix", "cut"),
+                        help="model to measure (default: %(default)s)")
+    parser.add_argument("--CUT_mode", default=None, type=cut_mode, choices=CUT_MODES,
+                        help="with --model cut: CUT or FastCUT, with that mode's defaults (default: CUT)")
     parser.add_argument("--netG", default=None, choices=GENERATOR_CHOICES,
                         help="generator (default: the model's own, resnet_9blocks or unet_256)")
     parser.add_argument("--ngf", type=int, default=64, help="generator filters in the last conv layer (default: %(default)s)")
@@ -76,6 +81,10 @@ def parse_arguments(argv):
             raise UserError(f"--{name} {getattr(args, name)} is too small; give at least 1")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads} is too small; give at least 1 or leave it out")
+    if args.CUT_mode and args.model != "cut":
+        raise UserError(f"--CUT_mode {args.CUT_mode} applies to --model cut only; add --model cut or drop --CUT_mode")
+    if args.model == "cut":
+        args.CUT_mode = args.CUT_mode or "CUT"
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: CUDA is not available here; use --device cpu")
     return args

@@ -7,8 +7,9 @@
 Tasks (scripts/quality_bench/tasks.py): real photos shipped with scikit-image and scikit-learn, cut
 into random --size px crops; domain B is a known photographic transform of domain A (warm tone
 curves, the demo dataset's cool "winter" grade, sepia toning), so testB/x.png is the exact truth of
-testA/x.png. Each configuration (a name and train.py flags) is trained on each task with train.py
-and tested with test.py --metrics fid,kid,psnr,ssim, as a user would run them
+testA/x.png. Each configuration (a name and train.py flags; --model cycle_gan or cut) is trained on
+each task with train.py and tested with test.py --metrics fid,kid,psnr,ssim (its A -> B outputs
+against the truth), as a user would run them
 (scripts/quality_bench/runs.py says how the budget and the time per iteration are measured). The
 do-nothing baseline scores each test input itself against its truth, with the same metric functions.
 
@@ -44,12 +45,16 @@ EXAMPLES = """\
 configurations (--configs): name=flags entries, flags as train.py takes them (quote each entry), e.g.
   --configs default= resize='--upsample resize' gated='--resblock gated' residual='--residual_output' \\
             sn='--spectral_norm' r1='--r1_gamma 1' diffaug='--diffaug color,translation,cutout' \\
-            ema='--ema_decay 0.999' all='--upsample resize --residual_output --spectral_norm --ema_decay 0.999'
+            ema='--ema_decay 0.999' all='--upsample resize --residual_output --spectral_norm --ema_decay 0.999' \\
+            cut='--model cut' fastcut='--model cut --CUT_mode FastCUT'
 or one JSON file holding {"default": "", "resize": "--upsample resize", ...}. Without --configs:
-default= resnet_6blocks='--netG resnet_6blocks'. The benchmark itself sets, alike for every configuration,
---dataroot --name --checkpoints_dir --model cycle_gan --load_size --crop_size --seed --print_freq 1
---save_latest_freq 0 --display_id 0 --no_html and the schedule (--n_epochs --n_epochs_decay
---save_epoch_freq, and --max_dataset_size with --iters); a configuration may not change them.
+default= resnet_6blocks='--netG resnet_6blocks'. A configuration trains --model cycle_gan (train.py's
+default) or --model cut (CUT or FastCUT, with any of its flags); every model's A -> B outputs (fake_B)
+are scored against the truth. The benchmark itself sets, alike for every configuration and model,
+--dataroot --name --checkpoints_dir --load_size --crop_size --seed --print_freq 1 --save_latest_freq 0
+--display_id 0 --no_html and the schedule (--n_epochs --n_epochs_decay --save_epoch_freq, and
+--max_dataset_size with --iters; FastCUT's shorter default schedule does not apply); a configuration
+may not change them.
 
 outputs in --out: quality_benchmark.md (the table, also printed), quality_benchmark.json (every number),
 <task>.png (test inputs, truth and each configuration's outputs), tasks/, logs/, checkpoints/, results/.
@@ -127,18 +132,18 @@ def budget_text(args):
     return f"{args.seconds:g} s" if args.seconds is not None else f"{args.iters} images"
 
 
-def benchmark_task(args, task, chosen, config_flags, crops, inception):
+def benchmark_task(args, task, chosen, checked, crops, inception):
     """Write one task's dataset, score its baseline, train and test every configuration on it and
     draw its picture; return its rows (the baseline first).
 
-    chosen: the Configs; config_flags: name -> their checked flags; crops: draw_crops's;
+    chosen: the Configs; checked: name -> their configs.Checked; crops: draw_crops's;
     inception: the InceptionFeatures of the baseline's FID and KID."""
     dataroot = os.path.join(args.out, "tasks", task)
     tasks.write_task(dataroot, task, crops)
     rows = [report.baseline_row(task, tasks.do_nothing_scores(dataroot, inception))]
     for config in chosen:
         print(f"{task} / {config.name}: training for {budget_text(args)}, then testing", flush=True)
-        row = runs.run(args, task, dataroot, config, config_flags[config.name])
+        row = runs.run(args, task, dataroot, config, *checked[config.name])
         print(f"{task} / {config.name}: " + (f"PSNR {row['psnr']:.2f} dB" if row["status"] == "ok"
                                              else f"failed ({row['error']}); log: {row['log']}"), flush=True)
         rows.append(row)
@@ -165,13 +170,13 @@ def main(argv=None):
     task_names = tasks.parse_tasks(args.tasks)
     chosen = configs.read_configs(args.configs)
     # Every configuration is checked before anything is trained.
-    config_flags = {config.name: configs.check_config(config, runs.train_arguments(args, "DATAROOT", "NAME"))
-                    for config in chosen}
+    checked = {config.name: configs.check_config(config, runs.train_arguments(args, "DATAROOT", "NAME"))
+               for config in chosen}
     prepare_out(args.out, args.overwrite)
     inception = InceptionFeatures(resolve_weights(None), "cuda" if torch.cuda.is_available() else "cpu")
     crops = draw_crops(args.size, args.n_train, args.n_test, args.seed)
     start = time.monotonic()
-    rows = [row for task in task_names for row in benchmark_task(args, task, chosen, config_flags, crops, inception)]
+    rows = [row for task in task_names for row in benchmark_task(args, task, chosen, checked, crops, inception)]
     write_outputs(args, {**settings_of(args, task_names, chosen), "total_seconds": round(time.monotonic() - start, 1)},
                   rows)
     failed = [row["name"] for row in rows if row["status"] != "ok"]

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import REPO_ROOT, run_script
+from conftest import REPO_ROOT, run_script, side_by_side
+from models.cut_networks import define_cut_G
 from models.generators import define_G
 from scripts.benchmark import parse_arguments
 from scripts.benchmarks import scaling
@@ -97,6 +98,25 @@ def test_pix2pix_unet_and_fp16_skipped_on_the_cpu(tmp_path):
     assert record["fraction_of_peak"] is None  # no --peak
 
 
+def test_cut_in_both_modes_one_generator_pass_per_test_image(tmp_path):
+    runs = {mode: side_by_side(run_script, "scripts/benchmark.py", *TINY, "--model", "cut", "--CUT_mode", mode,
+                               "--config", "amp=none", "--rounds", "1", "--threads", "1", cwd=tmp_path, timeout=120)
+            for mode in ("CUT", "fastcut")}
+    records = {}
+    for mode, future in runs.items():
+        process = future.result()
+        assert process.returncode == 0, process.stderr
+        [records[mode]] = bench_records(process.stdout)
+    assert [(r["model"], r["CUT_mode"]) for r in records.values()] == [("cut", "CUT"), ("cut", "FastCUT")]
+    assert all(record[key] > 0 for record in records.values() for key in NUMBERS)
+    generator = define_cut_G(3, 3, 4, "resnet_6blocks", "instance", False, "xavier", 0.02)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        generator(torch.zeros(1, 3, 32, 32))
+    assert {r["infer_flops_per_image"] for r in records.values()} == {counter.get_total_flops()}  # A -> B only
+    # FastCUT has no identity pass: G runs on A alone, and PatchNCE once.
+    assert records["fastcut"]["train_flops_per_iter"] < records["CUT"]["train_flops_per_iter"]
+
+
 def test_configurations_from_lists_or_explicit_configs():
     default = configurations(parse_arguments([]))
     assert [config.label for config in default] == [
@@ -109,7 +129,8 @@ def test_configurations_from_lists_or_explicit_configs():
 
 
 @pytest.mark.parametrize("argv", [["--config", "amp=bf17"], ["--config", "compile=yes"], ["--config", "speed=1"],
-                                  ["--config", "amp=bf16", "--amp", "none"], ["--iters", "0"]])
+                                  ["--config", "amp=bf16", "--amp", "none"], ["--iters", "0"],
+                                  ["--CUT_mode", "FastCUT"]])
 def test_bad_benchmark_flags_are_user_errors(argv):
     with pytest.raises(UserError):
         configurations(parse_arguments(argv))

@@ -1,6 +1,7 @@
 """`--model cut` as a user runs it: CUT and FastCUT trained with train.py and run with test.py and the
 exporter, a killed run resumed bit-identically, and the model's refusals."""
 import functools
+import math
 import os
 import re
 import signal
@@ -155,6 +156,39 @@ def test_a_and_b_of_other_sizes_train_with_the_identity_term(tmp_path):
     model.optimize_parameters()
     assert model.fake_B.shape[-2:] == (32, 36) and model.idt_B.shape[-2:] == (28, 44)
     assert all(value > 0 for value in model.get_current_losses().values())
+
+
+@pytest.mark.parametrize("flags", [[], ["--CUT_mode", "FastCUT", "--flip_equivariance", "False"],
+                                   ["--nce_layers", "2,5", "--norm", "none"]], ids=["CUT", "FastCUT", "in-place"])
+def test_keys_kept_from_the_forward_pass_give_the_losses_of_a_second_encoding(tmp_path, flags):
+    # With --nce_layers 2,5 each layer is followed by an in-place ReLU, which encode() runs after
+    # layer 2 but not after its last layer, 5. The weights are drawn with --init_gain 1, as the
+    # official 0.02 leaves all of PatchNCE's logits equal (the loss log(16) whatever the keys).
+    model = build(tmp_path, *flags, "--init_gain", "1")
+    generator = torch.Generator().manual_seed(1)
+    model.set_input({"A": torch.rand(2, 3, 32, 32, generator=generator), "B": torch.rand(2, 3, 32, 32,
+                     generator=generator), "A_paths": ["a0", "a1"]})
+    model.training_forward()
+    assert set(model.keys) == ({"A", "B"} if model.nce_idt else {"A"})
+    keys, random_state = model.keys, torch.get_rng_state()
+    losses = {}
+    for path, given in (("kept", keys), ("encoded again", {})):
+        torch.set_rng_state(random_state)  # the same sampled patches
+        model.keys = given
+        model.generator_loss_terms()
+        losses[path] = [getattr(model, "loss_" + name).item() for name in model.loss_names if "NCE" in name]
+    assert losses["kept"][0] != pytest.approx(math.log(16))
+    assert losses["kept"] == pytest.approx(losses["encoded again"], rel=1e-6)
+
+
+@pytest.mark.parametrize("flags", [["--normG", "batch"], ["--flip_equivariance"]])
+def test_keys_are_encoded_again_where_the_forward_pass_differs(tmp_path, flags):
+    assert not build(tmp_path, "--compile").keys_from_forward
+    model = build(tmp_path, *flags)
+    model.set_input({"A": torch.rand(1, 3, 32, 32), "B": torch.rand(1, 3, 32, 32), "A_paths": ["a"]})
+    torch.manual_seed(0)  # its first draw mirrors the inputs (torch.rand(()) < 0.5)
+    model.training_forward()
+    assert model.keys == {}
 
 
 def unchanged_after_a_step(model):

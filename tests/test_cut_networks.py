@@ -108,7 +108,7 @@ def test_blur_layers_match_direct_computations():
 
 
 def test_blur_upsampling_compiles_with_its_backward():
-    # F.pad's replicate mode fails here under inductor (a stride mismatch in its backward after a conv).
+    # (Written with F.pad's replicate mode and a transposed conv, its backward failed under inductor.)
     net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), BlurUpsample(4))
     x = torch.randn(1, 2, 8, 8, requires_grad=True)
     torch.compile(net)(x).sum().backward()

@@ -4,6 +4,7 @@ sane numbers (the do-nothing baseline is the metrics package's own PSNR of input
 import importlib.util
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -104,22 +105,43 @@ def test_picture_shows_input_truth_and_outputs_side_by_side(tiny_run):
         assert np.array_equal(canvas[top:top + shown, left:left + shown], enlarged), column
 
 
+def test_fastcut_is_scored_on_its_a_to_b_outputs_at_the_benchmarks_schedule(tmp_path):
+    # (CUT, and a budget of --seconds: test_seconds_budget_and_a_failing_run.)
+    out = tmp_path / "out"
+    process = run_script("scripts/quality_benchmark.py", *TINY, "--iters", "3", "--out", out, "--configs",
+                         f"fastcut={TINY_NETS} --model cut --CUT_mode FastCUT --netF_nc 8", cwd=tmp_path)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    row = json.loads((out / "quality_benchmark.json").read_text())["rows"][1]
+    assert row["config"] == "fastcut" and row["status"] == "ok" and row["images"] == 3 and 0 < row["psnr"] < 100
+    assert list(row["metrics"]["psnr"]) == ["fake_B vs real_B"]
+    assert (out / "results" / row["name"] / "test_latest" / "images" / "0001_fake_B.png").is_file()
+    options = (out / "checkpoints" / row["name"] / "train_opt.txt").read_text()
+    # The benchmark's schedule (3 images: 1 epoch of 3), not FastCUT's default 150 + 50 epochs.
+    for line in ("model: cut", "CUT_mode: FastCUT", "n_epochs: 1 ", "n_epochs_decay: 0 "):
+        assert re.search(rf"^\s*{line}", options, re.MULTILINE), line
+    assert "| warm | fastcut |" in process.stdout
+
+
 def test_seconds_budget_and_a_failing_run(tmp_path):
     """--seconds: train.py is stopped with SIGTERM (it saves) that long after its first iteration;
     configurations come from a JSON file; --keep_checkpoints keeps the weights test.py used. A
     configuration train.py refuses (a crop too small for its discriminator) becomes a 'failed' row
-    with train.py's error line, the others go on, and the benchmark ends with status 1."""
+    with train.py's error line, the others go on, and the benchmark ends with status 1. FastCUT is
+    CUT is stopped by the clock too."""
     config_file = tmp_path / "configs.json"
-    config_file.write_text(json.dumps({"small": TINY_NETS, "bad": f"{TINY_NETS} --netD n_layers --n_layers_D 4"}))
+    config_file.write_text(json.dumps({"small": TINY_NETS, "bad": f"{TINY_NETS} --netD n_layers --n_layers_D 4",
+                                       "cut": f"{TINY_NETS} --model cut --netF_nc 8"}))
     out = tmp_path / "out"
     process = run_script("scripts/quality_benchmark.py", *TINY, "--seconds", "2", "--configs", config_file,
                          "--keep_checkpoints", "--out", out, cwd=tmp_path)
     assert process.returncode == 1, process.stdout[-3000:] + process.stderr[-3000:]
     assert process.stderr.strip().splitlines()[-1].startswith("error: 1 run(s) failed: warm-bad")
     result = json.loads((out / "quality_benchmark.json").read_text())
-    small, bad = result["rows"][1:]
+    small, bad, cut = result["rows"][1:]
     assert result["settings"]["budget"] == {"seconds": 2.0} and small["status"] == "ok" and small["images"] >= 1
-    assert "stopped by SIGTERM" in (out / "logs" / "warm-small_train.log").read_text()
+    assert cut["status"] == "ok" and cut["images"] >= 1 and cut["psnr"] > 0
+    for name in ("small", "cut"):
+        assert "stopped by SIGTERM" in (out / "logs" / f"warm-{name}_train.log").read_text()
     assert (out / "checkpoints" / "warm-small" / "latest_net_G_A.pth").is_file()
     assert bad["status"] == "failed" and bad["error"].startswith("train.py: error: --crop_size 32 is too small")
     assert "| warm | bad | failed |" in process.stdout and (out / "warm.png").is_file()
@@ -183,6 +205,7 @@ BAD_INPUTS = [
     ("unclosed quote", ["a=--name 'x"], [], "--configs a: cannot split"),
     ("benchmark's own flag", ["a=--crop_size 128"], [], "--configs a: it sets --crop_size, which the benchmark sets"),
     ("benchmark's own flag, old name", ["a=--niter 3"], [], "--configs a: it sets --n_epochs"),
+    ("model without unpaired A -> B", ["a=--model pix2pix"], [], "--configs a: --model pix2pix does not learn"),
     ("missing JSON file", ["missing.json"], [], "--configs 'missing.json' cannot be read"),
     ("invalid JSON", write_bad_json, [], "--configs"),
     ("JSON of the wrong shape", write_list_json, [], "--configs"),

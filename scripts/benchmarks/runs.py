@@ -42,6 +42,8 @@ def parse_tool_options(args, workdir):
             "--load_size", str(args.crop_size), "--batch_size", str(args.batch_size)]
     if args.netG:
         argv += ["--netG", args.netG]
+    if args.CUT_mode:
+        argv += ["--CUT_mode", args.CUT_mode]
     with contextlib.redirect_stdout(io.StringIO()):
         return TrainOptions().parse(argv)
 

@@ -14,6 +14,9 @@ from util.errors import UserError
 from util.ranges import check_ranges
 
 Config = namedtuple("Config", "name flags")  # flags: the text as given, e.g. "--netG resnet_6blocks"
+Checked = namedtuple("Checked", "flags model")  # flags: a list of arguments; model: the --model they choose
+# The models that learn the benchmark's unpaired tasks A -> B.
+MODELS = ("cycle_gan", "cut")
 
 # The original's flags, and a smaller generator (the same recipe at about 2/3 of the time per image).
 DEFAULT_CONFIGS = {"default": "", "resnet_6blocks": "--netG resnet_6blocks"}
@@ -72,9 +75,9 @@ def flag_list(config):
 
 
 def check_config(config, fixed):
-    """The configuration's flags as a list of arguments; UserError when train.py would refuse them, or
-    when they change one of `fixed`, the flags the benchmark gives every configuration alike (data,
-    size, budget, files)."""
+    """The configuration's flags as a list of arguments and its model, as a Checked; UserError when
+    train.py would refuse them, when they choose a model other than MODELS, or when they change one
+    of `fixed`, the flags the benchmark gives every configuration alike (data, size, budget, files)."""
     flags = flag_list(config)
     argv = [*fixed, *flags]
     with contextlib.redirect_stderr(io.StringIO()) as refused, contextlib.redirect_stdout(io.StringIO()):
@@ -97,4 +100,7 @@ def check_config(config, fixed):
     if changed:
         raise UserError(f"--configs {config.name}: it sets --{changed[0]}, which the benchmark sets alike for every "
                         "configuration (see python scripts/quality_benchmark.py --help); remove it")
-    return flags
+    if opt.model not in MODELS:
+        raise UserError(f"--configs {config.name}: --model {opt.model} does not learn the benchmark's unpaired "
+                        f"translations; choose --model {' or '.join(MODELS)}")
+    return Checked(flags, opt.model)

@@ -1,6 +1,7 @@
 """One benchmark run: train.py and test.py as subprocesses, with the command lines a user would type.
 
-Every configuration gets the same data, image size, seed and budget. A budget of --iters N trains
+Every configuration gets the same data, image size, seed and budget, whatever its model (`cycle_gan`,
+train.py's default, or `cut` in either mode: their outputs A -> B, fake_B, are scored). A budget of --iters N trains
 N images (iterations at batch size 1, the tool's own count) in whole epochs of the same length, at
 the constant rate for the first half of the epochs and decaying linearly to zero over the second
 half, as the original's schedule does. A budget of --seconds S trains at the constant rate and
@@ -55,16 +56,16 @@ def schedule_flags(args):
 def train_arguments(args, dataroot, name):
     """train.py's fixed flags for run `name` on the task dataset `dataroot` (a configuration's come after)."""
     return ["--dataroot", dataroot, "--name", name, "--checkpoints_dir", os.path.join(args.out, "checkpoints"),
-            "--model", "cycle_gan", "--load_size", str(load_size(args.size)), "--crop_size", str(args.size),
+            "--load_size", str(load_size(args.size)), "--crop_size", str(args.size),
             "--seed", str(args.seed), "--print_freq", "1", "--save_latest_freq", "0", "--display_id", "0",
             "--no_html", *schedule_flags(args)]
 
 
-def test_arguments(args, dataroot, name):
-    """test.py's flags for run `name`: every test image, all four metrics (architecture flags are
-    read back from the run's train_opt.txt)."""
+def test_arguments(args, dataroot, name, model):
+    """test.py's flags for run `name` of `model` (cycle_gan or cut): every test image, all four
+    metrics (architecture flags are read back from the run's train_opt.txt)."""
     return ["--dataroot", dataroot, "--name", name, "--checkpoints_dir", os.path.join(args.out, "checkpoints"),
-            "--results_dir", os.path.join(args.out, "results"), "--model", "cycle_gan", "--crop_size", str(args.size),
+            "--results_dir", os.path.join(args.out, "results"), "--model", model, "--crop_size", str(args.size),
             "--metrics", TEST_METRICS]
 
 
@@ -162,9 +163,10 @@ def remove_weights(args, name):
         os.remove(path)
 
 
-def run(args, task, dataroot, config, flags):
-    """Train and test one configuration on one task; return its row of results (status 'failed'
-    with the error line when train.py or test.py failed)."""
+def run(args, task, dataroot, config, flags, model):
+    """Train and test one configuration (its flags, as a list, and the model they choose) on one
+    task; return its row of results (status 'failed' with the error line when train.py or test.py
+    failed)."""
     name = f"{task}-{config.name}"
     logs = os.path.join(args.out, "logs")
     os.makedirs(logs, exist_ok=True)
@@ -176,7 +178,7 @@ def run(args, task, dataroot, config, flags):
                    train_seconds=round(training.wall_seconds, 1))
         start = time.monotonic()
         row["test_log"] = os.path.join(logs, f"{name}_test.log")
-        row.update(scores(run_test(args, test_arguments(args, dataroot, name), name, row["test_log"])))
+        row.update(scores(run_test(args, test_arguments(args, dataroot, name, model), name, row["test_log"])))
         row.update(test_seconds=round(time.monotonic() - start, 1), images_folder=os.path.join(
             result_folder(args, name), "images"), status="ok")
     except RunFailed as failure:
