@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The recommended configuration: the evidence for it is README.md's "Recommended configuration".
+# The candidate recommended configuration: its measured evidence (and where it falls short) is README.md's "Recommended configuration".
 RECOMMENDED=(--upsample resize --residual_output --lambda_identity 0 --ema_decay 0.999)
 
 python=$(bash scripts/install.sh)
