@@ -9,6 +9,7 @@ helpers: the autocast context and the small agreements between ranks. No other m
 RANK/WORLD_SIZE/LOCAL_RANK, asks torch.distributed who this process is, or sets the CUDA switches
 (tests/test_runtime.py checks).
 """
+import atexit
 import contextlib
 import dataclasses
 import datetime
@@ -165,7 +166,16 @@ def _join_process_group(backend, timeout_s):
     global _control_group
     timeout = datetime.timedelta(seconds=timeout_s)
     dist.init_process_group(backend=backend, timeout=timeout)
+    # Left to interpreter shutdown, the group's communication threads are sometimes destroyed while still
+    # joinable, and the process aborts ("terminate called without an active exception") after a finished run.
+    atexit.register(_leave_process_group)
     _control_group = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else dist.group.WORLD
+
+
+def _leave_process_group():
+    """Destroy the process group before the interpreter shuts down (see _join_process_group)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def group_place():
