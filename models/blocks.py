@@ -199,11 +199,35 @@ def apply_change(image, change):
     return torch.tanh(torch.atanh(image.clamp(-0.999, 0.999)) + change)
 
 
+def apply_color_transform(image, params):
+    """The output of `--affine_output`: per pixel, (I + M) x + c, a colour matrix and an offset applied
+    to the input x, with M (C*C channels) and c (C channels) the generator's last layer (`params`,
+    C*(C+1) channels for an image of C channels).
+
+    Brightness, contrast, saturation, tints and channel mixing (a sepia toning, a colour grade) are
+    constant M and c, whatever the pixel values, whereas a network that sees the input through
+    instance norm cannot tell an image's absolute colours and so cannot predict them as a change
+    (--residual_output) or as a new image. Values are clipped to [-1, 1] with the gradient of the
+    unclipped ones (straight through), so clipped pixels keep learning.
+    """
+    channels = image.shape[1]
+    matrix = params[:, :channels * channels].unflatten(1, (channels, channels))  # B, C_out, C_in, H, W
+    mixed = (matrix * image.unsqueeze(1)).sum(2)
+    output = image + mixed + params[:, channels * channels:]
+    return output + (output.clamp(-1.0, 1.0) - output).detach()
+
+
+def affine_output_channels(channels):
+    """The channels of the last layer of an `--affine_output` generator for images of `channels`."""
+    return channels * (channels + 1)
+
+
 def start_from_input(net):
-    """Make a `--residual_output` generator start as the identity: its last conv, which predicts the
-    change, starts at zero (models.initialization reads `initial_scale`). Left to the usual init, that
-    conv's output spreads about as widely as an image's values, and an untrained generator scores far
-    below its own input (12 dB against 26 dB of PSNR on a colour-grade task). Returns `net`."""
+    """Make a `--residual_output` or `--affine_output` generator start as the identity: its last conv,
+    which predicts the change (or the colour transform), starts at zero (models.initialization reads
+    `initial_scale`). Left to the usual init, that conv's output spreads about as widely as an image's
+    values, and an untrained generator scores far below its own input (12 dB against 26 dB of PSNR on a
+    colour-grade task). Returns `net`."""
     convs = [module for module in net.modules() if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))]
     convs[-1].initial_scale = 0.0
     return net

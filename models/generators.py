@@ -1,5 +1,5 @@
 """Generators chosen by `--netG`: ResNet (6 or 9 blocks) and U-Net (128 or 256), with the choices of
-`--upsample`, `--resblock` and `--residual_output` (their layers live in models/blocks.py).
+`--upsample`, `--resblock`, `--residual_output` and `--affine_output` (their layers live in models/blocks.py).
 
 With the default choices, module and parameter names follow the original tool exactly (`model.1.weight`,
 `model.10.conv_block.1.weight`, `model.model.1.model.3...`), so its checkpoints load unchanged.
@@ -16,7 +16,9 @@ from .blocks import (
     RESBLOCK_CHOICES,
     RESIDUAL_BLOCKS,
     UPSAMPLE_CHOICES,
+    affine_output_channels,
     apply_change,
+    apply_color_transform,
     residual_block,
     start_from_input,
     upsampling_layer,
@@ -26,7 +28,8 @@ from .norms import get_norm_layer, uses_bias
 
 GENERATOR_CHOICES = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 # The generator options of ours beyond the original tool's, with their defaults (the original networks).
-GENERATOR_OPTION_DEFAULTS = {"upsample": "transpose", "resblock": "original", "residual_output": False}
+GENERATOR_OPTION_DEFAULTS = {"upsample": "transpose", "resblock": "original", "residual_output": False,
+                             "affine_output": False}
 
 
 class ResnetGenerator(nn.Module):
@@ -36,15 +39,16 @@ class ResnetGenerator(nn.Module):
     use_dropout: dropout inside the blocks; n_blocks: number of residual blocks; upsample: the
     decoder's x2 layers (UPSAMPLE_CHOICES); resblock: the kind of block (RESBLOCK_CHOICES);
     residual_output: the last conv predicts a change to the input (blocks.apply_change) instead of
-    the image.
+    the image; affine_output: it predicts a per-pixel colour transform of the input
+    (blocks.apply_color_transform).
     """
 
     size_multiple = 4  # two stride-2 downsamplings
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
-                 upsample="transpose", resblock="original", residual_output=False):
+                 upsample="transpose", resblock="original", residual_output=False, affine_output=False):
         super().__init__()
-        self.residual_output = residual_output
+        self.output = output_kind(residual_output, affine_output)
         use_bias = uses_bias(norm_layer)
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
         for i in range(2):
@@ -55,15 +59,13 @@ class ResnetGenerator(nn.Module):
         for i in range(2):
             width = ngf * 2 ** (2 - i)
             layers += [upsampling_layer(upsample, width, width // 2, 3, use_bias), norm_layer(width // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7)]
-        if not residual_output:
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, last_layer_channels(output_nc, affine_output), 7)]
+        if self.output == "image":
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
-        if self.residual_output:
-            return apply_change(x, self.model(x))
-        return self.model(x)
+        return meet_input(self.output, x, self.model(x))
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -107,27 +109,46 @@ class UnetGenerator(nn.Module):
 
     input_nc/output_nc: image channels; num_downs: number of downsamplings; ngf: width of the
     outermost level; norm_layer: norm factory; use_dropout: dropout in the inner 8*ngf levels;
-    upsample and residual_output: as for ResnetGenerator.
+    upsample, residual_output and affine_output: as for ResnetGenerator.
     """
 
     def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
-                 upsample="transpose", residual_output=False):
+                 upsample="transpose", residual_output=False, affine_output=False):
         super().__init__()
         self.size_multiple = 2 ** num_downs
-        self.residual_output = residual_output
+        self.output = output_kind(residual_output, affine_output)
         shared = dict(norm_layer=norm_layer, upsample=upsample)
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **shared)
         for _ in range(num_downs - 5):
             block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **shared)
         for outer in (4, 2, 1):
             block = UnetSkipConnectionBlock(ngf * outer, ngf * outer * 2, submodule=block, **shared)
-        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
-                                             final_tanh=not residual_output, **shared)
+        self.model = UnetSkipConnectionBlock(last_layer_channels(output_nc, affine_output), ngf, input_nc=input_nc,
+                                             submodule=block, outermost=True, final_tanh=self.output == "image",
+                                             **shared)
 
     def forward(self, x):
-        if self.residual_output:
-            return apply_change(x, self.model(x))
-        return self.model(x)
+        return meet_input(self.output, x, self.model(x))
+
+
+def output_kind(residual_output, affine_output):
+    """What a generator's last layer predicts: "change" (--residual_output), "affine" (--affine_output) or
+    the "image" itself."""
+    return "change" if residual_output else "affine" if affine_output else "image"
+
+
+def meet_input(output: str, x: torch.Tensor, last_layer: torch.Tensor) -> torch.Tensor:
+    """The generator's output from its input `x` and its last layer's output, for each output kind."""
+    if output == "change":
+        return apply_change(x, last_layer)
+    if output == "affine":
+        return apply_color_transform(x, last_layer)
+    return last_layer
+
+
+def last_layer_channels(output_nc, affine_output):
+    """The channels of a generator's last layer: the image's, or its colour transform's."""
+    return affine_output_channels(output_nc) if affine_output else output_nc
 
 
 def generator_options(opt):
@@ -136,15 +157,16 @@ def generator_options(opt):
     return {name: getattr(opt, name, default) for name, default in GENERATOR_OPTION_DEFAULTS.items()}
 
 
-def generator_option_flags(upsample="transpose", resblock="original", residual_output=False):
+def generator_option_flags(upsample="transpose", resblock="original", residual_output=False, affine_output=False):
     """The generator options that differ from their defaults, as a user types them, e.g.
     ['--resblock gated', '--residual_output'] (empty for the original networks)."""
     flags = [f"--{name} {value}" for name, value in (("resblock", resblock), ("upsample", upsample))
              if value != GENERATOR_OPTION_DEFAULTS[name]]
-    return flags + (["--residual_output"] if residual_output else [])
+    return flags + [f"--{name}" for name, value in (("residual_output", residual_output),
+                                                    ("affine_output", affine_output)) if value]
 
 
-def check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output):
+def check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output, affine_output=False):
     """UserError when the generator options do not fit the generator or the channels (ValueError for
     names outside the choices, which the option parser already refuses)."""
     if upsample not in UPSAMPLE_CHOICES:
@@ -154,32 +176,38 @@ def check_generator_options(netG, input_nc, output_nc, upsample, resblock, resid
     if resblock != "original" and not netG.startswith("resnet"):
         raise UserError(f"--resblock {resblock} applies to the ResNet generators only, not --netG {netG}; "
                         "use --netG resnet_9blocks or resnet_6blocks, or leave out --resblock")
-    if residual_output and input_nc != output_nc:
-        raise UserError(f"--residual_output adds the generator's output to its input, so it needs as many input "
-                        f"as output channels (here {input_nc} -> {output_nc}); leave out --residual_output "
+    if residual_output and affine_output:
+        raise UserError("--residual_output and --affine_output are two ways of predicting the output from the "
+                        "input; choose one of them")
+    flag = "--residual_output" if residual_output else "--affine_output" if affine_output else None
+    if flag and input_nc != output_nc:
+        raise UserError(f"{flag} changes the generator's input into its output, so it needs as many input "
+                        f"as output channels (here {input_nc} -> {output_nc}); leave out {flag} "
                         "or make --input_nc and --output_nc equal")
 
 
 def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02,
-             upsample="transpose", resblock="original", residual_output=False):
+             upsample="transpose", resblock="original", residual_output=False, affine_output=False):
     """Build and initialise the generator named `netG` (one of GENERATOR_CHOICES).
 
-    upsample, resblock, residual_output: see ResnetGenerator (the U-Nets take the original block only).
-    The network's `option_flags` names the options that differ from the original's (for summaries).
+    upsample, resblock, residual_output, affine_output: see ResnetGenerator (the U-Nets take the
+    original block only). The network's `option_flags` names the options that differ from the
+    original's (for summaries).
     """
-    check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output)
+    check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output, affine_output)
     norm_layer = get_norm_layer(norm)
     if netG in ("resnet_9blocks", "resnet_6blocks"):
         n_blocks = 9 if netG == "resnet_9blocks" else 6
         net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks, upsample, resblock,
-                              residual_output)
+                              residual_output, affine_output)
     elif netG in ("unet_256", "unet_128"):
         num_downs = 8 if netG == "unet_256" else 7
-        net = UnetGenerator(input_nc, output_nc, num_downs, ngf, norm_layer, use_dropout, upsample, residual_output)
+        net = UnetGenerator(input_nc, output_nc, num_downs, ngf, norm_layer, use_dropout, upsample, residual_output,
+                            affine_output)
     else:
         raise ValueError(f"unknown generator {netG!r}; choose one of {', '.join(GENERATOR_CHOICES)}")
-    net.option_flags = generator_option_flags(upsample, resblock, residual_output)
-    if residual_output:
+    net.option_flags = generator_option_flags(upsample, resblock, residual_output, affine_output)
+    if residual_output or affine_output:
         start_from_input(net)
     return init_weights(net, init_type, init_gain)
 
@@ -208,8 +236,21 @@ def infer_generator_flags(state_dict):
     else:
         return None
     norm = "batch" if norm_key in keys else "instance" if bias_key in keys else "none"
+    resnet = net_g.startswith("resnet")
+    options["affine_output"] = predicts_colour_transform(state_dict, "model.1.weight" if resnet else "model.model.0.weight",
+                                                         last_transposed=not resnet and options["upsample"] == "transpose")
     flags = [f"--netG {net_g}", f"--ngf {ngf}", f"--norm {norm}", *generator_option_flags(**options)]
     return " ".join(flags) + (" (without --no_dropout)" if dropout else "")
+
+
+def predicts_colour_transform(state_dict, first_key, last_transposed):
+    """Whether a generator state_dict's last layer has the channels of an --affine_output colour transform:
+    C*(C+1) for the C input channels of its first conv `first_key`; last_transposed: the last layer is a
+    transposed conv (whose weight is stored in, out, k, k). One input channel is left out, as its
+    transform's 2 channels are also those of a plain two-channel output (colorization's L -> ab)."""
+    channels = state_dict[first_key].shape[1]
+    last = [value for key, value in state_dict.items() if key.endswith("weight") and value.dim() == 4][-1]
+    return channels > 1 and last.shape[1 if last_transposed else 0] == affine_output_channels(channels)
 
 
 def smallest_input_side(netG):

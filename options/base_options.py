@@ -287,6 +287,13 @@ class BaseOptions:
                             "tanh(atanh(input) + last layer), whose weights start at 0, so an untrained generator "
                             "returns its input; for tasks that keep the picture and change its colours or tones; "
                             "needs --input_nc equal to --output_nc")
+        g.add_argument("--affine_output", action="store_true",
+                       help="the generator predicts, per pixel, a colour transform of its input: output = "
+                            "(I + M) input + c, M a 3x3 colour matrix and c an offset, from a last layer whose weights "
+                            "start at 0 (an untrained generator returns its input); brightness, contrast, saturation, "
+                            "tints and toning are then the same M and c for every picture, which the other outputs "
+                            "cannot learn through instance norm; needs --input_nc equal to --output_nc, not with "
+                            "--residual_output")
         add_raw_weights_flag(g)
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),

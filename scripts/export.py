@@ -96,6 +96,8 @@ def parse_args(argv=None):
     parser.add_argument("--resblock", default=None, choices=RESBLOCK_CHOICES, help="the resnet generator's blocks")
     parser.add_argument("--residual_output", action="store_true", default=None,
                         help="the generator predicts a change to its input")
+    parser.add_argument("--affine_output", action="store_true", default=None,
+                        help="the generator predicts a per-pixel colour transform of its input")
     add_raw_weights_flag(parser)
     parser.add_argument("--normG", default=None, choices=NORM_CHOICES,
                         help="--model cut: normalisation layers of the generator (None: --norm's)")

@@ -1,4 +1,4 @@
-"""Generator options of issue 12: --resblock, --upsample, --residual_output and the uniform inits.
+"""Generator options of issue 12: --resblock, --upsample, --residual_output, --affine_output and the uniform inits.
 
 Unit tests for the blocks' arithmetic, parameter counts and shapes, then train.py/test.py/export.py
 runs with each option on tiny data, as a user runs them.
@@ -19,6 +19,7 @@ from models.blocks import (
     ResizeConv2d,
     ResnetBlock,
     apply_change,
+    apply_color_transform,
     fold_weight_norm,
     upsampling_layer,
 )
@@ -149,6 +150,33 @@ def test_apply_change_returns_the_input_for_no_change_and_stays_in_range():
     assert moved.max() <= 1 and moved.min() > 0.99
 
 
+SEPIA = torch.tensor([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+
+
+def constant_transform(matrix, offset, size=8):
+    """The last-layer output of an --affine_output generator that applies colour matrix `matrix` (3x3)
+    and offset `offset` (3) at every pixel: M = matrix - I, c = offset."""
+    params = torch.cat([(matrix - torch.eye(3)).flatten(), offset])
+    return params.view(1, 12, 1, 1).expand(1, 12, size, size).clone()
+
+
+def test_affine_output_applies_the_colour_matrix_and_offset_at_every_pixel():
+    image = torch.rand(1, 3, 8, 8) * 2 - 1
+    toned = apply_color_transform(image, constant_transform(SEPIA * 0.5, torch.tensor([0.1, 0.0, -0.2])))
+    expected = torch.einsum("ij,bjhw->bihw", SEPIA * 0.5, image) + torch.tensor([0.1, 0.0, -0.2]).view(1, 3, 1, 1)
+    assert torch.allclose(toned, expected.clamp(-1, 1), atol=1e-6)
+    assert torch.equal(apply_color_transform(image, torch.zeros(1, 12, 8, 8)), image)
+
+
+def test_affine_output_clips_but_keeps_the_gradient_of_clipped_pixels():
+    image = torch.full((1, 3, 2, 2), 0.5)
+    params = constant_transform(torch.eye(3), torch.tensor([2.0, 0.0, -2.0]), size=2).requires_grad_()
+    output = apply_color_transform(image, params)
+    assert output[0, 0].eq(1).all() and output[0, 2].eq(-1).all()
+    output.sum().backward()
+    assert params.grad[:, 9:].eq(1).all()  # every offset, clipped or not, gets the gradient of the sum
+
+
 # --- generators ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("resblock,millions", [("original", 11.378), ("basic", 11.378), ("bottleneck", 1.387),
@@ -186,17 +214,36 @@ def test_generator_output_shapes(net_g, size, resblock, upsample):
 
 @pytest.mark.parametrize("net_g", ["resnet_6blocks", "unet_128"])
 @pytest.mark.parametrize("init_type", ["normal", "kaiming_uniform"])
-def test_residual_output_starts_from_the_input(net_g, init_type):
-    net = define_G(3, 3, 4, net_g, "instance", init_type=init_type, upsample="resize", residual_output=True)
+@pytest.mark.parametrize("output", ["residual_output", "affine_output"])
+def test_residual_and_affine_outputs_start_from_the_input(net_g, init_type, output):
+    net = define_G(3, 3, 4, net_g, "instance", init_type=init_type, upsample="resize", **{output: True})
     assert not isinstance(list(net.modules())[-1], nn.Tanh)
     x = torch.rand(1, 3, 128, 128) * 1.8 - 0.9
     with torch.no_grad():
         assert torch.allclose(net(x), x, atol=1e-6)
 
 
+@pytest.mark.parametrize("net_g,upsample", [("resnet_6blocks", "transpose"), ("unet_128", "transpose"),
+                                             ("unet_128", "resize")])
+def test_affine_output_last_layer_shapes_and_scripting(net_g, upsample):
+    net = define_G(3, 3, 4, net_g, "instance", upsample=upsample, affine_output=True)
+    last = [module for module in net.modules() if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))][-1]
+    assert last.out_channels == 12 and net.option_flags[-1] == "--affine_output"
+    with torch.no_grad():
+        last.bias.normal_()  # a transform that is no longer the identity
+        x = torch.rand(2, 3, 128, 128) * 2 - 1
+        out = net(x)
+        assert out.shape == x.shape and out.abs().max() <= 1 and not torch.allclose(out, x)
+        assert torch.equal(torch.jit.script(net)(x), out)  # the exporter scripts generators
+
+
 def test_options_that_do_not_fit_are_user_errors():
     with pytest.raises(UserError, match=r"--residual_output .* needs as many input as output channels \(here 1 -> 2\)"):
         define_G(1, 2, 4, "resnet_6blocks", residual_output=True)
+    with pytest.raises(UserError, match=r"--affine_output .* needs as many input as output channels \(here 3 -> 1\)"):
+        define_G(3, 1, 4, "unet_128", affine_output=True)
+    with pytest.raises(UserError, match=r"--residual_output and --affine_output .* choose one of them"):
+        define_G(3, 3, 4, "resnet_6blocks", residual_output=True, affine_output=True)
     with pytest.raises(UserError, match=r"--resblock gated applies to the ResNet generators only, not --netG unet_128"):
         define_G(3, 3, 4, "unet_128", resblock="gated")
 
@@ -214,6 +261,16 @@ def test_saved_resnet_generators_name_their_flags(resblock, dropout, norm):
 def test_saved_unet_with_resize_names_its_flags():
     net = define_G(3, 3, 4, "unet_128", "batch", upsample="resize")
     assert infer_generator_flags(net.state_dict()) == "--netG unet_128 --ngf 4 --norm batch --upsample resize"
+
+
+@pytest.mark.parametrize("net_g,upsample", [("resnet_6blocks", "resize"), ("unet_128", "transpose"),
+                                             ("unet_128", "resize")])
+def test_saved_affine_output_generators_name_the_flag(net_g, upsample):
+    net = define_G(3, 3, 4, net_g, "instance", upsample=upsample, affine_output=True)
+    resize = " --upsample resize" if upsample == "resize" else ""
+    assert infer_generator_flags(net.state_dict()) == f"--netG {net_g} --ngf 4 --norm instance{resize} --affine_output"
+    # L -> ab colorization's two output channels are not mistaken for a one-channel colour transform.
+    assert "--affine_output" not in infer_generator_flags(define_G(1, 2, 4, net_g, "instance").state_dict())
 
 
 # --- initialisation -----------------------------------------------------------------------------
@@ -320,7 +377,9 @@ def test_export_of_a_gated_generator(gated_run):
     (["--netG", "resnet_6blocks", "--resblock", "bottleneck"], "0.006 M, built with --resblock bottleneck"),
     (["--netG", "unet_128", "--upsample", "resize", "--residual_output"],
      "0.119 M, built with --upsample resize --residual_output"),
-], ids=["basic", "bottleneck", "unet-resize-residual"])
+    (["--netG", "resnet_6blocks", "--upsample", "resize", "--affine_output"],
+     "0.034 M, built with --upsample resize --affine_output"),
+], ids=["basic", "bottleneck", "unet-resize-residual", "resnet-resize-affine"])
 def test_pix2pix_trains_and_tests_with_each_option(tmp_path, aligned_root, flags, summary):
     common = ["--dataroot", aligned_root, "--name", "p", "--checkpoints_dir", tmp_path / "ck", "--model", "pix2pix"]
     result = run_script("train.py", *common, *TINY, *flags, cwd=tmp_path)
