@@ -5,7 +5,8 @@
 
 Checkpoints, options, loss logs and the training web page go to checkpoints_dir/name/. Every save
 also writes a full training state, so `--continue_train` resumes exactly where a run stopped (even
-mid-epoch). Ctrl-C or SIGTERM finishes the iteration, saves and prints the command to resume.
+mid-epoch). Ctrl-C or SIGTERM finishes the iteration, saves and prints the command to resume (under
+torchrun a signal to any one process stops all of them at the same iteration: engine/interrupt.py).
 With --eval_freq, quality metrics (FID/KID, PSNR/SSIM) are computed on held-out images during
 training and the best weights are kept as best_net_*.pth (see engine/evaluation.py).
 See `python train.py --help` for every flag.
@@ -127,7 +128,7 @@ class Trainer:
                 trained_now = True
                 self.after_iteration(step, iter_start, iter_start - iter_data_time, bar)
                 bar.update(step)
-                if runtime.all_ranks_agree(stop.requested is not None):
+                if stop.should_stop(progress.total_iters):
                     return False
                 iter_data_time = time.time()
         # Every epoch gets a row of visuals on the web page, even when display_freq was not reached.
@@ -283,7 +284,7 @@ def main(argv=None):
         visualizer.show_best(evaluator.best)  # a continued run's page keeps showing the earlier best
     trainer = Trainer(opt, dataset, model, visualizer, progress, evaluator)
     try:
-        with GracefulStop() as stop:
+        with GracefulStop(runtime) as stop:
             finished = trainer.run(stop)
             if not finished:
                 trainer.save()
@@ -292,8 +293,7 @@ def main(argv=None):
         raise
     visualizer.close()
     if not finished:
-        print(f"stopped by {stop.requested or 'a signal to another process'}; the full state is saved in "
-              f"{train_state.state_path(save_dir, 'latest')}")
+        print(f"{stop.summary()}; the full state is saved in {train_state.state_path(save_dir, 'latest')}")
         print(f"resume with: {resume_command()}")
         return
     print(f"training finished: weights in {save_dir}, web page {os.path.join(save_dir, 'web', 'index.html')}")

@@ -24,7 +24,7 @@ from util.log import logger
 
 from .device import AMP_DTYPES, THIS_MACHINE, check_amp, device_for, resolve_gpu_ids, set_backend_switches
 
-_control_group = None  # a gloo group for small host-side agreements (stop flags, epoch losses)
+_control_group = None  # a gloo group for small host-side agreements (stop votes, epoch losses)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,13 +136,20 @@ class Runtime(Launch):
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def all_ranks_agree(self, flag):
-        """True when `flag` is true on any rank (e.g. one rank received SIGTERM); no GPU synchronisation."""
+    def start_max_over_ranks(self, values):
+        """Start taking the element-wise maximum of a list of floats over all ranks, without waiting for
+        the other ranks (a host-side gloo all-reduce: no GPU synchronisation); returns a function that
+        waits for it and gives the list. Every rank must start the same ones in the same order. Without
+        torchrun the function gives the values themselves."""
         if not self.distributed:
-            return bool(flag)
-        value = torch.tensor([1 if flag else 0])
-        dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_control_group)
-        return bool(value.item())
+            return lambda: list(values)
+        tensor = torch.tensor(values, dtype=torch.float64)
+        work = dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=_control_group, async_op=True)
+
+        def result():
+            work.wait()
+            return tensor.tolist()
+        return result
 
     def mean_over_ranks(self, value):
         """The mean of a Python float over all ranks (the value itself without torchrun)."""
