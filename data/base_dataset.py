@@ -16,9 +16,9 @@ import abc
 import functools
 import random
 
+import numpy as np
 import torch.utils.data
 from PIL import Image
-from torchvision import transforms
 
 from data import CROP_MODES
 from data.image_folder import image_size, make_dataset
@@ -223,24 +223,26 @@ def transform_like(opt, image, params):
     return get_transform(opt, params)(image)
 
 
-def get_transform(opt, params=None, grayscale=False, method=Image.Resampling.BICUBIC, convert=True):
-    """The preprocessing pipeline for --preprocess (see the module docstring).
+def get_transform(opt, params=None, method=Image.Resampling.BICUBIC, convert=True):
+    """The preprocessing of --preprocess (see the module docstring), as a function of a PIL image.
 
-    opt: options; params: from get_params (None: crop and flip are drawn per image);
-    grayscale: convert to one channel first; method: PIL resampling filter; convert: end with a tensor in [-1, 1].
+    opt: options; params: from get_params (None: crop and flip are drawn for each image, from Python's
+    global random generator); method: PIL resampling filter; convert: end with a tensor in [-1, 1].
     """
-    # Module-level functions via partial (not lambdas) keep the pipeline picklable for spawned workers.
-    steps = [transforms.Grayscale(1)] if grayscale else []
-    steps.append(functools.partial(_resize, opt=opt, method=method))
+    # A partial of a module-level function (not a closure) stays picklable for spawned workers.
+    return functools.partial(_preprocess, opt=opt, params=params, method=method, convert=convert)
+
+
+def _preprocess(image, opt, params, method, convert):
+    """Resize, crop and flip `image` as get_transform describes; a [-1, 1] tensor when `convert`."""
+    if params is None:
+        params = get_params(opt, image.size)
+    image = _resize(image, opt, method)
     if opt.preprocess in CROP_MODES:
-        steps.append(transforms.RandomCrop(opt.crop_size) if params is None
-                     else functools.partial(_crop, corner=params["crop_pos"], size=opt.crop_size))
+        image = _crop(image, params["crop_pos"], opt.crop_size)
     if not opt.no_flip:
-        steps.append(transforms.RandomHorizontalFlip() if params is None
-                     else functools.partial(_flip, flip=params["flip"]))
-    if convert:
-        steps += [transforms.ToTensor(), _to_signed_range]
-    return transforms.Compose(steps)
+        image = _flip(image, params["flip"])
+    return to_signed_tensor(image) if convert else image
 
 
 def _resize(image, opt, method):
@@ -260,6 +262,12 @@ def _flip(image, flip):
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image
 
 
-def _to_signed_range(tensor):
-    """Map a [0, 1] tensor to [-1, 1] (same as normalising with mean 0.5 and std 0.5 per channel)."""
-    return tensor * 2.0 - 1.0
+def to_signed_tensor(image):
+    """A PIL image (L or RGB) as a float32 (C, H, W) tensor in [-1, 1]: byte / 255, then * 2 - 1 (the values
+    torchvision's ToTensor and a normalisation with mean 0.5 and std 0.5 give; torchvision is not imported,
+    as its import costs more than a second of every run's start)."""
+    array = np.array(image, dtype=np.uint8)  # a writable copy, which torch can share
+    if array.ndim == 2:
+        array = array[:, :, None]
+    unit = torch.from_numpy(array).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+    return unit * 2.0 - 1.0
