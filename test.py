@@ -15,8 +15,9 @@ the page (see metrics/ and engine/metric_collector.py).
 import os
 
 from data import create_dataset, single_folder_options
-from engine.html import HTML, add_result_row, result_names, write_result_images
+from engine.html import HTML, add_result_row, result_names
 from engine.metric_collector import MetricsCollector
+from engine.result_writer import ResultWriter
 from metrics.registry import parse_metric_names
 from metrics.report import REFERENCE, compute_metrics, report_lines, save_metrics
 from models import checkpoint, create_model
@@ -62,16 +63,18 @@ def main(argv=None):
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     names = result_names(dataset.dataset.folders)  # decided for all inputs: no two results share a name
     rows = []
-    with progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
+    # The pictures are encoded and written in background threads while the network runs the next batch.
+    with ResultWriter(webpage.image_dir, opt.aspect_ratio, max_pending=2 * opt.batch_size) as writer, \
+            progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
         for batch in dataset:
             model.set_input(batch)
             model.test()
             visuals = model.get_current_visuals()
             if collector:
                 collector.add(visuals, batch)
+            on_host = {label: images.detach().cpu() for label, images in visuals.items()}  # one copy per batch
             for index, path in enumerate(model.get_image_paths()):
-                rows.append((path, write_result_images(webpage.image_dir, split_visuals(visuals, index), path,
-                                                       opt.aspect_ratio, names.get(path))))
+                rows.append((path, writer.submit(split_visuals(on_host, index), names[path])))
             bar.update(len(model.get_image_paths()) * opt.runtime.world_size)
     metric_lines = evaluate_metrics(collector, metric_names, opt, web_dir) if collector else []
     write_page(webpage, rows, opt, metric_lines)
