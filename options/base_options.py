@@ -289,8 +289,8 @@ class BaseOptions:
                             "needs --input_nc equal to --output_nc")
         g.add_argument("--affine_output", action="store_true",
                        help="the generator predicts, per pixel, a colour transform of its input: output = "
-                            "(I + M) input + c, M a 3x3 colour matrix and c an offset, from a last layer whose weights "
-                            "start at 0 (an untrained generator returns its input); brightness, contrast, saturation, "
+                            "tanh((I + M) atanh(input) + c), M a 3x3 colour matrix and c an offset, from a last layer "
+                            "whose weights start at 0 (an untrained generator returns its input); brightness, contrast, saturation, "
                             "tints and toning are then the same M and c for every picture, which the other outputs "
                             "cannot learn through instance norm; needs --input_nc equal to --output_nc, not with "
                             "--residual_output")
