@@ -135,34 +135,37 @@ def _holds_sixteen_bit_colour(image):
 def _load_sixteen_bit_colour(path, image):
     """The 16-bit colour file at `path` (opened as `image` for its header) as an upright RGB DeepImage,
     alpha composited onto white. OpenCV decodes it: it keeps all 16 bits of every channel."""
-    pixels = _opencv_decode(path)
-    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
-        raise UnreadableImage(path, f"its 16-bit pixels decode to shape {pixels.shape}, not a layout this tool "
-                                    "reads; save it as 16-bit RGB, RGBA or grey")
+    try:
+        with open(path, "rb") as handle:
+            encoded = handle.read()
+    except OSError as err:
+        raise UnreadableImage(path, _short_reason(err)) from None
+    pixels = _opencv_decode(path, np.frombuffer(encoded, dtype=np.uint8))
     rgb_order = [2, 1, 0, *range(3, pixels.shape[2])]  # OpenCV's BGR(A)
     values = pixels[..., rgb_order].astype(np.float32) / np.iinfo(pixels.dtype).max
     if values.shape[2] == 4:
         colour, alpha = values[..., :3], values[..., 3:]
         values = colour * alpha + (1.0 - alpha)  # onto white
     picture = DeepImage.from_array(values)
-    # OpenCV turns TIFFs upright itself (by their Orientation tag) but leaves PNGs as stored.
-    if image.format != "TIFF":
+    # OpenCV turns TIFFs upright itself (by their Orientation tag) but leaves PNGs as stored; PPMs have no
+    # EXIF. Pillow reads a PNG's EXIF by decoding the whole picture once more, so only a PNG that holds an
+    # eXIf chunk is asked.
+    if image.format == "PNG" and b"eXIf" in encoded:
         method = EXIF_TRANSPOSE.get(image.getexif().get(ORIENTATION_TAG))
         picture = picture if method is None else picture.transpose(method)
     return picture
 
 
-def _opencv_decode(path):
-    """The pixels of the image file at `path` as OpenCV decodes them, unchanged: an HxW or HxWxC array
-    of the file's integer type, channels in BGR(A) order."""
+def _opencv_decode(path, encoded):
+    """The pixels of the image file at `path`, whose bytes are `encoded` (a uint8 array), as OpenCV
+    decodes them unchanged: an HxWx3 or HxWx4 array of the file's integer type, channels in BGR(A) order."""
     cv2 = import_opencv("images with 16 bits per colour channel")
-    try:
-        encoded = np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise UnreadableImage(path, _short_reason(err)) from None
     pixels = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype.kind != "u":
         raise UnreadableImage(path, "its 16-bit pixels cannot be decoded (truncated or corrupt file)")
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise UnreadableImage(path, f"its 16-bit pixels decode to shape {pixels.shape}, not a layout this tool "
+                                    "reads; save it as 16-bit RGB, RGBA or grey")
     return pixels
 
 
