@@ -5,7 +5,7 @@
 
 Results go to results_dir/name/<phase>_<epoch>/: images/<stem>_<label>.png and index.html (inputs
 that share a file name, such as x.png, x.jpg and sub/x.png, get x_png, x_jpg and sub_x in place of
-the stem; see engine/html.py result_names).
+the stem; see engine/html.py result_names); 8-bit RGB PNGs, or 16-bit PNGs with --output_bits 16.
 The generators' weights are those of <epoch>_net_<name>.pth: for a run trained with --ema_decay their
 averages, or with --raw_weights the raw weights saved beside them (<epoch>_net_<name>_raw.pth); the
 printed `weights:` line says which. Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
@@ -71,7 +71,7 @@ def main(argv=None):
                 collector.add(visuals, batch)
             for index, path in enumerate(model.get_image_paths()):
                 rows.append((path, write_result_images(webpage.image_dir, split_visuals(visuals, index), path,
-                                                       opt.aspect_ratio, names.get(path))))
+                                                       opt.aspect_ratio, names.get(path), opt.output_bits)))
             bar.update(len(model.get_image_paths()) * opt.runtime.world_size)
     metric_lines = evaluate_metrics(collector, metric_names, opt, web_dir) if collector else []
     write_page(webpage, rows, opt, metric_lines)

@@ -1,6 +1,7 @@
 """The base class of every `data/<name>_dataset.py` plug-in, and the image preprocessing they share.
 
-`get_transform` turns a PIL image into a tensor in [-1, 1] following `--preprocess`:
+`get_transform` turns a PIL image, or a DeepImage (16-bit and float files, data/deep_image.py) at its
+full depth, into a tensor in [-1, 1] following `--preprocess`:
   resize_and_crop       resize to load_size x load_size, then crop crop_size x crop_size
   crop                  crop only
   scale_width           scale the width to load_size, keeping the aspect ratio (height >= crop_size)
@@ -21,6 +22,7 @@ from PIL import Image
 from torchvision import transforms
 
 from data import CROP_MODES
+from data.deep_image import DeepImage
 from data.image_folder import image_size, make_dataset
 from data.image_io import UnreadableImage
 from util.errors import UserError
@@ -224,23 +226,36 @@ def transform_like(opt, image, params):
 
 
 def get_transform(opt, params=None, grayscale=False, method=Image.Resampling.BICUBIC, convert=True):
-    """The preprocessing pipeline for --preprocess (see the module docstring).
+    """The preprocessing pipeline for --preprocess (see the module docstring), for PIL images and
+    DeepImages alike.
 
-    opt: options; params: from get_params (None: crop and flip are drawn per image);
-    grayscale: convert to one channel first; method: PIL resampling filter; convert: end with a tensor in [-1, 1].
+    opt: options; params: from get_params (None: crop and flip are drawn for each image, with Python's
+    random generator); grayscale: convert to one channel first; method: PIL resampling filter;
+    convert: end with a tensor in [-1, 1].
     """
+    if params is None:
+        return functools.partial(_transform_with_fresh_params, opt=opt, grayscale=grayscale, method=method,
+                                 convert=convert)
     # Module-level functions via partial (not lambdas) keep the pipeline picklable for spawned workers.
-    steps = [transforms.Grayscale(1)] if grayscale else []
+    steps = [functools.partial(_convert, mode="L")] if grayscale else []
     steps.append(functools.partial(_resize, opt=opt, method=method))
     if opt.preprocess in CROP_MODES:
-        steps.append(transforms.RandomCrop(opt.crop_size) if params is None
-                     else functools.partial(_crop, corner=params["crop_pos"], size=opt.crop_size))
+        steps.append(functools.partial(_crop, corner=params["crop_pos"], size=opt.crop_size))
     if not opt.no_flip:
-        steps.append(transforms.RandomHorizontalFlip() if params is None
-                     else functools.partial(_flip, flip=params["flip"]))
+        steps.append(functools.partial(_flip, flip=params["flip"]))
     if convert:
-        steps += [transforms.ToTensor(), _to_signed_range]
+        steps += [_to_unit_tensor, _to_signed_range]
     return transforms.Compose(steps)
+
+
+def _transform_with_fresh_params(image, opt, **options):
+    """`image` through get_transform with a crop and flip drawn for it (get_params)."""
+    return get_transform(opt, get_params(opt, image.size), **options)(image)
+
+
+def _convert(image, mode):
+    """`image` converted to PIL mode `mode`."""
+    return image.convert(mode)
 
 
 def _resize(image, opt, method):
@@ -258,6 +273,11 @@ def _crop(image, corner, size):
 def _flip(image, flip):
     """Mirror `image` left-right when `flip` is true."""
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image
+
+
+def _to_unit_tensor(image):
+    """A CxHxW float tensor in [0, 1] of a PIL image (8 bits per channel) or a DeepImage (its full depth)."""
+    return image.to_tensor() if isinstance(image, DeepImage) else transforms.functional.to_tensor(image)
 
 
 def _to_signed_range(tensor):

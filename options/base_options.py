@@ -359,7 +359,8 @@ class BaseOptions:
 
     def parse(self, argv=None):
         """Parse `argv` (default: sys.argv[1:]), print the options, start the run's Runtime (attached as
-        opt.runtime, see runtime.runtime) and return the options (see `save`)."""
+        opt.runtime, see runtime.runtime) and return the options (see `save`). The names of the options
+        the user typed are then in `self.explicit`."""
         self.launch = Launch.from_environment()  # known first: only rank 0 prints
         quiet_unless_main(self.launch)
         argv = sys.argv[1:] if argv is None else list(argv)
@@ -376,7 +377,8 @@ class BaseOptions:
                 raise UserError(f"--suffix {opt.suffix!r} is not a valid format over the options ({err}); "
                                 "use option names in braces, e.g. --suffix {model}_{netG}")
         opt.metrics = ",".join(parse_metric_names(opt.metrics))  # checked and canonical: "fid,kid"
-        self.finalize(opt, parser, explicit_dests(parser, argv))
+        self.explicit = explicit_dests(parser, argv)  # also read by train.py's speed hints
+        self.finalize(opt, parser, self.explicit)
         check_image_side(opt)
         self.text = format_options(opt, parser)
         print(self.text, end="")

@@ -10,6 +10,7 @@ from .base_options import ARCHITECTURE_FLAGS, BaseOptions, read_saved_options
 # --aspect_ratio stretches saved results by at most 100 times either way: beyond that a result is a
 # line of pixels that no page shows, and its size can exhaust memory.
 MIN_ASPECT_RATIO = 0.01
+OUTPUT_BITS = (8, 16)  # bits per channel of the result files
 
 
 class TestOptions(BaseOptions):
@@ -31,6 +32,10 @@ class TestOptions(BaseOptions):
         g.add_argument("--num_test", type=NumberRange(int, minimum=1), default=None,
                        help="how many test images to run; None: all of them")
         parser.add_alias("--how_many", "--num_test", "num_test", type=int)
+        g.add_argument("--output_bits", type=NumberRange(int, values=OUTPUT_BITS), default=8,
+                       help="bits per channel of the result images: 8 (RGB PNGs, as the original writes) or 16 "
+                            "(16-bit PNGs, grey results staying grey, whatever the inputs' format; for 16-bit "
+                            "inputs, which are read at full depth)")
         g.add_argument("--metrics_reference", type=str, default=None,
                        help="folder of real target-domain images: what fid/kid compare the test model's outputs with")
         parser.set_defaults(model="test")
