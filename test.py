@@ -46,6 +46,8 @@ def main(argv=None):
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup()
+    if opt.tile:
+        model.tile_generators(opt.tile, opt.tile_overlap, opt.tile_statistics)
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     loaded = checkpoint.load_networks(model, save_dir, checkpoint.load_prefix(opt), architecture_summary(opt),
                                       opt.raw_weights, trained_ema_decay(save_dir))

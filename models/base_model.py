@@ -22,6 +22,7 @@ from .image_pool import ImagePool
 from .parallel import data_parallel, sync_batch_norm
 from .schedulers import get_scheduler
 from .size_padding import attach_size_padding
+from .tiling import attach_tiling
 
 
 class BaseModel(ABC):
@@ -254,6 +255,13 @@ class BaseModel(ABC):
         with torch.inference_mode(), self.autocast():
             self.forward()
             self.compute_visuals()
+
+    def tile_generators(self, tile, overlap, statistics):
+        """From now on every generator translates in tiles of `tile` px overlapping by `overlap` px,
+        normalised with `statistics` (test.py --tile, --tile_overlap, --tile_statistics; models/tiling.py)."""
+        for net in self.networks().values():
+            if hasattr(net, "size_multiple"):
+                attach_tiling(net, tile, overlap, statistics)
 
     def compute_visuals(self):  # noqa: B027 - an optional hook, not an abstract method
         """Derive extra visuals after a forward pass (none by default)."""

@@ -246,6 +246,8 @@ OUT_OF_RANGE = [
     (TestOptions, "cycle_gan", "--aspect_ratio", "1000", "a number from 0.01 to 100"),
     (TestOptions, "test", "--load_iter", "-2", "an integer >= 0"),
     (TestOptions, "test", "--batch_size", "0", "an integer >= 1"),
+    (TestOptions, "test", "--tile", "-1", "an integer >= 0"),
+    (TestOptions, "cycle_gan", "--tile_overlap", "0", "an integer >= 4"),
 ]
 
 
