@@ -193,12 +193,15 @@ class TiledForward:
 
     def image_statistics(self, x):
         """SharedStatistics recorded from one pass over `x` scaled down to at most one tile's area (x
-        itself when it is that small), padded to the generator's side multiple."""
+        itself when it is that small), padded to the generator's side multiple; no pass when no layer
+        normalises by its input's statistics (no normalisation, or batch norm in eval mode)."""
+        shared = SharedStatistics(self.net)
+        if not shared.layers:
+            return shared
         scale = min(1.0, self.tile / math.sqrt(x.shape[-2] * x.shape[-1]))
         if scale < 1.0:
             size = [max(1, round(side * scale)) for side in x.shape[-2:]]
             x = F.interpolate(x.float(), size=size, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
-        shared = SharedStatistics(self.net)
         with shared.recording():
             self.forward(pad_to_multiple(x, self.net.size_multiple))
         return shared

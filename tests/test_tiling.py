@@ -19,11 +19,11 @@ from util.errors import UserError
 RESNET_6BLOCKS_REACH = 60
 
 
-def generator(norm, netG="resnet_6blocks"):
-    """A small float64 generator as build_network makes it (size padding attached); kaiming weights keep
-    a network without normalisation from fading to zero."""
+def generator(norm, dtype=torch.float64):
+    """A small resnet_6blocks generator as build_network makes it (size padding attached), in float64 for
+    exact comparisons; kaiming weights keep a network without normalisation from fading to zero."""
     torch.manual_seed(0)
-    net = define_G(3, 3, 4, netG, norm, False, "kaiming", 0.02).double()
+    net = define_G(3, 3, 4, "resnet_6blocks", norm, False, "kaiming", 0.02).to(dtype)
     attach_size_padding(net, net.size_multiple)
     return net
 
@@ -105,19 +105,19 @@ def test_instance_norm_with_the_image_statistics_of_an_image_as_small_as_a_tile_
     """An image whose area is at most a tile's is not scaled down for its statistics: every tile then
     normalises by the whole image's, and gives its result wherever it sees the whole receptive field."""
     net = generator("instance")
-    image = torch.rand(1, 3, 200, 360, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    tiled, whole = tiled_and_whole(net, image, 320, 32, "image")  # 72,000 px <= 320 x 320
-    mask = away_from_seams(360, 320, 32, RESNET_6BLOCKS_REACH)
+    image = torch.rand(1, 3, 160, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    tiled, whole = tiled_and_whole(net, image, 256, 32, "image")  # 48,000 px <= 256 x 256
+    mask = away_from_seams(300, 256, 32, RESNET_6BLOCKS_REACH)
     assert 0.5 < mask.float().mean() < 1
     assert torch.allclose(tiled[..., mask], whole[..., mask], rtol=0, atol=1e-12)
     del net.forward
-    own, _ = tiled_and_whole(net, image, 320, 32, "tile")  # each tile its own statistics: different
+    own, _ = tiled_and_whole(net, image, 256, 32, "tile")  # each tile its own statistics: different
     assert (own[..., mask] - whole[..., mask]).abs().max() > 1e-3
 
 
 def test_image_statistics_come_from_the_image_scaled_down_to_a_tile():
-    net = generator("instance")
-    image = torch.rand(1, 3, 400, 640, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    net = generator("instance", torch.float32)
+    image = torch.rand(1, 3, 400, 640, generator=torch.Generator().manual_seed(3)) * 2 - 1
     attach_tiling(net, 160, 32, "image")
     seen = []
     net.model[1].register_forward_hook(lambda module, args, output: seen.append(tuple(args[0].shape[-2:])))
@@ -128,11 +128,21 @@ def test_image_statistics_come_from_the_image_scaled_down_to_a_tile():
     assert out.shape == image.shape
 
 
+def test_no_statistics_pass_without_layers_that_need_one():
+    net = generator("none", torch.float32)
+    attach_tiling(net, 160, 32, "image")
+    passes = []
+    net.model[1].register_forward_hook(lambda module, args, output: passes.append(1))
+    with torch.inference_mode():
+        net(torch.zeros(1, 3, 400, 640))
+    assert len(passes) == 3 * 5  # the tiles only
+
+
 def test_batch_norm_in_eval_mode_keeps_its_running_statistics():
     net = generator("batch").eval()
-    image = torch.rand(1, 3, 200, 360, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 2 - 1
-    tiled, whole = tiled_and_whole(net, image, 320, 32, "image")
-    mask = away_from_seams(360, 320, 32, RESNET_6BLOCKS_REACH)
+    image = torch.rand(1, 3, 160, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    tiled, whole = tiled_and_whole(net, image, 256, 32, "image")
+    mask = away_from_seams(300, 256, 32, RESNET_6BLOCKS_REACH)
     assert torch.allclose(tiled[..., mask], whole[..., mask], rtol=0, atol=1e-12)
 
 
@@ -158,7 +168,8 @@ def parse_test(tmp_path, *flags):
 
 def test_tiles_take_images_at_full_size_unless_a_preprocess_is_typed(tmp_path):
     assert parse_test(tmp_path, "--tile", "256").preprocess == "none"
-    assert parse_test(tmp_path).preprocess == "resize_and_crop" and parse_test(tmp_path).tile == 0
+    untiled = parse_test(tmp_path)
+    assert (untiled.tile, untiled.preprocess) == (0, "resize_and_crop")
     kept = parse_test(tmp_path, "--tile", "256", "--preprocess", "crop", "--crop_size", "1024")
     assert (kept.preprocess, kept.crop_size) == ("crop", 1024)
     assert parse_test(tmp_path, "--tile", "256", "--preprocess", "scale_width").preprocess == "scale_width"
