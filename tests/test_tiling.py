@@ -244,3 +244,19 @@ def test_test_py_translates_in_tiles_end_to_end(tmp_path):
     assert sizes["img_000_fake_A.png"] == sizes["img_000_rec_B.png"] == (90, 130)
     options = (tmp_path / "ck" / "tiny" / "test_opt.txt").read_text()
     assert re.search(r"tile: 64\s", options) and re.search(r"preprocess: none\s", options)
+
+
+def test_the_tile_benchmark_prints_memory_and_psnr(tmp_path):
+    """scripts/tile_benchmark.py at a tiny size (a smoke test: the numbers are printed, not judged)."""
+    tiny = ["--size", "96", "--tile", "64", "--tile_overlap", "16", "--netG", "resnet_6blocks", "--ngf", "4"]
+    memory = side_by_side(run_script, "scripts/tile_benchmark.py", "memory", *tiny, cwd=tmp_path)
+    compared = run_script("scripts/tile_benchmark.py", "compare", *tiny, "--out", tmp_path / "pictures", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    for statistics in ("tile", "image"):
+        assert re.search(rf"96x96 tiles 64 px, overlap 16, {statistics} statistics: PSNR against whole-image inference "
+                         r"\d+\.\d\d dB, largest difference \d\.\d{3}\n", compared.stdout)
+        assert Image.open(tmp_path / "pictures" / f"difference_{statistics}.png").size == (96, 96)
+    result = memory.result()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.match(r"96x96 resnet_6blocks ngf 4 instance, tiles 64 px, overlap 16, image statistics: \d+ s, peak "
+                    r"memory \d+\.\d\d GiB \(.+, \d+ thread\(s\)\)\n$", result.stdout)
