@@ -14,6 +14,7 @@ it sees, which is one tile here. With statistics="image" every such layer uses i
 of one pass over the whole image scaled down to a tile's area, the same for every tile.
 """
 import contextlib
+import functools
 import math
 
 import torch
@@ -136,15 +137,24 @@ class SharedStatistics:
 
     @contextlib.contextmanager
     def applied(self):
-        """Within it, each layer normalises by the recorded statistics instead of its input's."""
-        def normalise(layer, args, output):
-            mean, var = self.statistics[layer]
-            out = (_at_least_fp32(args[0]) - mean) * torch.rsqrt(var + layer.eps)
-            if layer.affine:
-                out = out * layer.weight.view(1, -1, 1, 1) + layer.bias.view(1, -1, 1, 1)
-            return out.to(output.dtype)
-        with _hooks(self.layers, normalise):
+        """Within it, each layer normalises by the recorded statistics instead of its input's. Its forward
+        is replaced (as TiledForward replaces the generator's), so that its own normalisation is not
+        computed in vain."""
+        for layer in self.layers:
+            layer.forward = functools.partial(self.normalise, layer)
+        try:
             yield
+        finally:
+            for layer in self.layers:
+                del layer.forward  # back to the class's forward
+
+    def normalise(self, layer, x):
+        """`layer`'s output for input `x` with the recorded statistics."""
+        mean, var = self.statistics[layer]
+        out = (_at_least_fp32(x) - mean) * torch.rsqrt(var + layer.eps)
+        if layer.affine:
+            out = out * layer.weight.view(1, -1, 1, 1) + layer.bias.view(1, -1, 1, 1)
+        return out.to(x.dtype)
 
 
 @contextlib.contextmanager
