@@ -10,7 +10,8 @@ The generators' weights are those of <epoch>_net_<name>.pth: for a run trained w
 averages, or with --raw_weights the raw weights saved beside them (<epoch>_net_<name>_raw.pth); the
 printed `weights:` line says which. Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
 metrics are computed as the images come out, printed, written to metrics.json and shown at the top of
-the page (see metrics/ and engine/metric_collector.py).
+the page (see metrics/ and engine/metric_collector.py). With --tile SIZE every generator translates in
+tiles of SIZE px, for images too large to translate whole (models/tiling.py, README "Large images").
 """
 import os
 
@@ -46,6 +47,8 @@ def main(argv=None):
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup()
+    if opt.tile:
+        model.tile_generators(opt.tile, opt.tile_overlap, opt.tile_statistics)
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     loaded = checkpoint.load_networks(model, save_dir, checkpoint.load_prefix(opt), architecture_summary(opt),
                                       opt.raw_weights, trained_ema_decay(save_dir))

@@ -247,6 +247,8 @@ OUT_OF_RANGE = [
     (TestOptions, "test", "--load_iter", "-2", "an integer >= 0"),
     (TestOptions, "test", "--batch_size", "0", "an integer >= 1"),
     (TestOptions, "test", "--output_bits", "12", "8 or 16"),
+    (TestOptions, "test", "--tile", "-1", "an integer >= 0"),
+    (TestOptions, "cycle_gan", "--tile_overlap", "0", "an integer >= 4"),
 ]
 
 
