@@ -198,7 +198,7 @@ def test_bad_tile_flags_are_refused_in_one_line(tmp_path, flags, message):
 
 
 @pytest.mark.parametrize("model, flags, generators", [
-    ("cycle_gan", [], ["G_A", "G_B"]), ("test", [], ["G"]), ("cut", [], ["G"]),
+    ("cycle_gan", [], ["G_A", "G_B"]), ("test", ["--tile_statistics", "tile"], ["G"]), ("cut", [], ["G"]),
     ("pix2pix", ["--netG", "unet_128", "--norm", "batch"], ["G"]), ("colorization", ["--netG", "unet_128"], ["G"]),
 ])
 def test_every_generator_of_every_model_test_py_runs_is_tiled(tmp_path, model, flags, generators):
@@ -207,7 +207,9 @@ def test_every_generator_of_every_model_test_py_runs_is_tiled(tmp_path, model, f
     model.setup()
     model.tile_generators(opt.tile, opt.tile_overlap, opt.tile_statistics)
     assert sorted(model.networks()) == generators
-    assert all(isinstance(net.forward, TiledForward) for net in model.networks().values())
+    for net in model.networks().values():
+        assert isinstance(net.forward, TiledForward)
+        assert (net.forward.tile, net.forward.overlap, net.forward.statistics) == (128, 16, opt.tile_statistics)
     channels = (opt.input_nc, opt.output_nc)
     images = {"A": torch.rand(1, channels[0], 140, 150) * 2 - 1, "B": torch.rand(1, channels[1], 140, 150) * 2 - 1}
     model.set_input({**images, "A_paths": ["a.png"], "B_paths": ["b.png"]})
