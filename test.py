@@ -5,7 +5,7 @@
 
 Results go to results_dir/name/<phase>_<epoch>/: images/<stem>_<label>.png and index.html (inputs
 that share a file name, such as x.png, x.jpg and sub/x.png, get x_png, x_jpg and sub_x in place of
-the stem; see engine/html.py result_names).
+the stem; see engine/html.py result_names); 8-bit RGB PNGs, or 16-bit PNGs with --output_bits 16.
 Inputs are decoded by the loader's --num_threads worker processes and the result pictures encoded
 and written by background threads (engine/result_writer.py), both while the network runs; --batch_size,
 --amp bf16 and --compile speed up the network itself (README, Speed).
@@ -13,7 +13,8 @@ The generators' weights are those of <epoch>_net_<name>.pth: for a run trained w
 averages, or with --raw_weights the raw weights saved beside them (<epoch>_net_<name>_raw.pth); the
 printed `weights:` line says which. Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
 metrics are computed as the images come out, printed, written to metrics.json and shown at the top of
-the page (see metrics/ and engine/metric_collector.py).
+the page (see metrics/ and engine/metric_collector.py). With --tile SIZE every generator translates in
+tiles of SIZE px, for images too large to translate whole (models/tiling.py, README "Large images").
 """
 import os
 
@@ -50,6 +51,8 @@ def main(argv=None):
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup()
+    if opt.tile:
+        model.tile_generators(opt.tile, opt.tile_overlap, opt.tile_statistics)
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     loaded = checkpoint.load_networks(model, save_dir, checkpoint.load_prefix(opt), architecture_summary(opt),
                                       opt.raw_weights, trained_ema_decay(save_dir))
@@ -67,7 +70,7 @@ def main(argv=None):
     names = result_names(dataset.dataset.folders)  # decided for all inputs: no two results share a name
     rows = []
     # The pictures are encoded and written in background threads while the network runs the next batch.
-    with ResultWriter(webpage.image_dir, opt.aspect_ratio, max_pending=2 * opt.batch_size) as writer, \
+    with ResultWriter(webpage.image_dir, opt.aspect_ratio, opt.output_bits, max_pending=2 * opt.batch_size) as writer, \
             progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
         for batch in dataset:
             model.set_input(batch)

@@ -11,6 +11,7 @@ With --eval_freq, quality metrics (FID/KID, PSNR/SSIM) are computed on held-out 
 training and the best weights are kept as best_net_*.pth (see engine/evaluation.py).
 See `python train.py --help` for every flag.
 """
+import math
 import os
 import shlex
 import sys
@@ -28,6 +29,7 @@ from models import checkpoint, create_model
 from options.base_options import architecture_summary
 from options.train_options import TrainOptions
 from runtime.runtime import runtime_of
+from runtime.speed_hints import describe_hardware, speed_hints
 from util import atomic_files
 from util.errors import UserError, exit_on_user_error
 from util.log import logger
@@ -211,6 +213,12 @@ def output_visuals(model):
     return model.get_current_visuals()
 
 
+def steps_left(opt, progress, images_per_epoch):
+    """The optimisation steps from the start of `progress`'s epoch to the end of the run."""
+    steps_per_epoch = math.ceil(images_per_epoch / (opt.batch_size * opt.runtime.world_size))
+    return steps_per_epoch * (opt.n_epochs + opt.n_epochs_decay - progress.epoch + 1)
+
+
 def resume_command():
     """The command line that continues this run."""
     args = sys.argv[1:] + ([] if "--continue_train" in sys.argv else ["--continue_train"])
@@ -279,6 +287,9 @@ def main(argv=None):
     if runtime.is_main:
         options.save(opt)
         train_state.report_disk_plan(model, opt, progress, len(dataset))
+        steps = steps_left(opt, progress, len(dataset))
+        for line in speed_hints(describe_hardware(runtime.device), options.explicit, steps):
+            logger.info(line)  # once, before the first step
     visualizer = visualizer_for(opt)
     if evaluator:
         visualizer.show_best(evaluator.best)  # a continued run's page keeps showing the earlier best

@@ -1,6 +1,7 @@
 """The base class of every `data/<name>_dataset.py` plug-in, and the image preprocessing they share.
 
-`get_transform` turns a PIL image into a tensor in [-1, 1] following `--preprocess`:
+`get_transform` turns a PIL image, or a DeepImage (16-bit and float files, data/deep_image.py) at its
+full depth, into a tensor in [-1, 1] following `--preprocess`:
   resize_and_crop       resize to load_size x load_size, then crop crop_size x crop_size
   crop                  crop only
   scale_width           scale the width to load_size, keeping the aspect ratio (height >= crop_size)
@@ -21,6 +22,7 @@ import torch.utils.data
 from PIL import Image
 
 from data import CROP_MODES
+from data.deep_image import DeepImage
 from data.image_folder import image_size, make_dataset
 from data.image_io import UnreadableImage
 from util.errors import UserError
@@ -224,7 +226,8 @@ def transform_like(opt, image, params):
 
 
 def get_transform(opt, params=None, method=Image.Resampling.BICUBIC, convert=True):
-    """The preprocessing of --preprocess (see the module docstring), as a function of a PIL image.
+    """The preprocessing of --preprocess (see the module docstring), as a function of a PIL image or a
+    DeepImage (both resize, crop and flip alike).
 
     opt: options; params: from get_params (None: crop and flip are drawn for each image, from Python's
     global random generator); method: PIL resampling filter; convert: end with a tensor in [-1, 1].
@@ -263,9 +266,14 @@ def _flip(image, flip):
 
 
 def to_signed_tensor(image):
-    """A PIL image (L or RGB) as a float32 (C, H, W) tensor in [-1, 1]: byte / 255, then * 2 - 1 (the values
-    torchvision's ToTensor and a normalisation with mean 0.5 and std 0.5 give; torchvision is not imported:
-    its import costs every start of train.py and test.py 1.4 s of CPU)."""
+    """A PIL image (L or RGB) or a DeepImage (its full depth) as a float32 (C, H, W) tensor in [-1, 1].
+
+    An 8-bit image gives byte / 255 * 2 - 1, the values of torchvision's ToTensor and a normalisation with
+    mean 0.5 and std 0.5 (torchvision is not imported: its import costs every start of train.py and
+    test.py 1.4 s of CPU); a DeepImage its values in [0, 1], * 2 - 1.
+    """
+    if isinstance(image, DeepImage):
+        return image.to_tensor() * 2.0 - 1.0
     array = np.array(image, dtype=np.uint8)  # a writable copy, which torch can share
     if array.ndim == 2:
         array = array[:, :, None]

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import dominate
 from dominate.tags import a, b, div, h3, img, meta, p, span, table, td, tr
 
-from util.util import mkdirs, save_image, tensor2im
+from util.util import mkdirs, save_image, tensor2deep, tensor2im
 
 IMAGE_FOLDER = "images"
 
@@ -170,18 +170,21 @@ def _result_file(name, label):
     return f"{name}_{label}.png"
 
 
-def write_result_images(image_dir, visuals, image_path, aspect_ratio=1.0, name=None):
+def write_result_images(image_dir, visuals, image_path, aspect_ratio=1.0, name=None, bits=8):
     """Save one test image's visuals as `<image_dir>/<name>_<label>.png`; return its page row.
 
     visuals: dict label -> tensor (C, H, W) or (1, C, H, W) in [-1, 1] for one source image.
     image_path: path of the source image.
     aspect_ratio: width/height factor applied when saving (test.py's --aspect_ratio).
     name: what names the outputs (default: the source's file name without extension; see result_names).
+    bits: 8 (RGB PNGs, one-channel visuals repeated to three) or 16 (16-bit PNGs with the visual's own
+    1 or 3 channels; test.py's --output_bits).
     Returns (name, image paths relative to the page, labels), what `add_result_row` shows.
     """
     name = name or _stem(image_path)
+    to_picture = tensor2deep if bits == 16 else tensor2im
     for label, tensor in visuals.items():
-        save_image(tensor2im(tensor), os.path.join(image_dir, _result_file(name, label)), aspect_ratio=aspect_ratio)
+        save_image(to_picture(tensor), os.path.join(image_dir, _result_file(name, label)), aspect_ratio=aspect_ratio)
     return result_row(name, visuals)
 
 

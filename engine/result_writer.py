@@ -25,12 +25,13 @@ _STOP = None  # queued once per thread by `close`: no more work
 class ResultWriter:
     """Background writer of result pictures to `image_dir` (one file per visual: <name>_<label>.png).
 
-    image_dir: the result page's image folder; aspect_ratio: test.py's --aspect_ratio; threads: writer
-    threads; max_pending: inputs queued at most before `submit` waits for the writers.
+    image_dir: the result page's image folder; aspect_ratio: test.py's --aspect_ratio; bits: 8 or 16 bits
+    per channel (test.py's --output_bits, see engine/html.write_result_images); threads: writer threads;
+    max_pending: inputs queued at most before `submit` waits for the writers.
     """
 
-    def __init__(self, image_dir, aspect_ratio=1.0, threads=2, max_pending=8):
-        self.image_dir, self.aspect_ratio = image_dir, aspect_ratio
+    def __init__(self, image_dir, aspect_ratio=1.0, bits=8, threads=2, max_pending=8):
+        self.image_dir, self.aspect_ratio, self.bits = image_dir, aspect_ratio, bits
         self._queue = queue.Queue(maxsize=max_pending)
         self._error = None
         self._threads = [threading.Thread(target=self._write_queued, name=f"result-writer-{index}", daemon=True)
@@ -85,6 +86,6 @@ class ResultWriter:
                 continue
             visuals, name = item
             try:
-                write_result_images(self.image_dir, visuals, None, self.aspect_ratio, name)
+                write_result_images(self.image_dir, visuals, None, self.aspect_ratio, name, self.bits)
             except Exception as err:  # raised in test.py's thread, where the user sees it
                 self._error = self._error or err

@@ -11,7 +11,6 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 
 from runtime.runtime import runtime_of
 from util.errors import UserError
@@ -22,6 +21,8 @@ from .ema import WeightAverage
 from .image_pool import ImagePool
 from .parallel import data_parallel, sync_batch_norm
 from .schedulers import get_scheduler
+from .size_padding import attach_size_padding
+from .tiling import attach_tiling
 
 
 class BaseModel(ABC):
@@ -255,6 +256,13 @@ class BaseModel(ABC):
             self.forward()
             self.compute_visuals()
 
+    def tile_generators(self, tile, overlap, statistics):
+        """From now on every generator translates in tiles of `tile` px overlapping by `overlap` px,
+        normalised with `statistics` (test.py --tile, --tile_overlap, --tile_statistics; models/tiling.py)."""
+        for net in self.networks().values():
+            if hasattr(net, "size_multiple"):
+                attach_tiling(net, tile, overlap, statistics)
+
     def compute_visuals(self):  # noqa: B027 - an optional hook, not an abstract method
         """Derive extra visuals after a forward pass (none by default)."""
 
@@ -322,31 +330,3 @@ class BaseModel(ABC):
             for param in net.parameters():
                 param.requires_grad_(requires_grad)
 
-
-def _pad_amounts(size, multiple):
-    return (-size) % multiple
-
-
-def attach_size_padding(net, multiple):
-    """Let an image-to-image network take any image size without changing its state_dict.
-
-    Before the forward pass the input is padded (reflection where the image is large enough,
-    replication otherwise) to a multiple of `multiple`; afterwards the output is cropped back to
-    the input's size. Inputs already of a fitting size pass untouched.
-    """
-    def pad(module, args):
-        x = args[0]
-        height, width = x.shape[-2:]
-        module._original_size = (height, width)
-        pad_h, pad_w = _pad_amounts(height, multiple), _pad_amounts(width, multiple)
-        if pad_h == 0 and pad_w == 0:
-            return None
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        return (F.pad(x, (0, pad_w, 0, pad_h), mode=mode),) + tuple(args[1:])
-
-    def crop(module, args, output):
-        height, width = module._original_size
-        return output[..., :height, :width]
-
-    net.register_forward_pre_hook(pad)
-    net.register_forward_hook(crop)

@@ -200,21 +200,22 @@ def apply_change(image, change):
 
 
 def apply_color_transform(image, params):
-    """The output of `--affine_output`: per pixel, (I + M) x + c, a colour matrix and an offset applied
-    to the input x, with M (C*C channels) and c (C channels) the generator's last layer (`params`,
-    C*(C+1) channels for an image of C channels).
+    """The output of `--affine_output`: per pixel, tanh((I + M) atanh(x) + c), a colour matrix and an
+    offset applied to the input x in the space before the output Tanh, with M (C*C channels) and c (C
+    channels) the generator's last layer (`params`, C*(C+1) channels for an image of C channels).
 
     Brightness, contrast, saturation, tints and channel mixing (a sepia toning, a colour grade) are
-    constant M and c, whatever the pixel values, whereas a network that sees the input through
-    instance norm cannot tell an image's absolute colours and so cannot predict them as a change
-    (--residual_output) or as a new image. Values are clipped to [-1, 1] with the gradient of the
-    unclipped ones (straight through), so clipped pixels keep learning.
+    about constant M and c, whatever the pixel values (exactly so in the mid-tones, where atanh is
+    nearly linear), whereas a network that sees the input through instance norm cannot tell an image's
+    absolute colours and so cannot predict them as a change (--residual_output) or as a new image. As
+    for apply_change, the result stays in (-1, 1) with a gradient everywhere: measured, a clip whose
+    gradient passes straight through let the transform run away within a few hundred iterations.
     """
     channels = image.shape[1]
     matrix = params[:, :channels * channels].unflatten(1, (channels, channels))  # B, C_out, C_in, H, W
-    mixed = (matrix * image.unsqueeze(1)).sum(2)
-    output = image + mixed + params[:, channels * channels:]
-    return output + (output.clamp(-1.0, 1.0) - output).detach()
+    before_tanh = torch.atanh(image.clamp(-0.999, 0.999))
+    mixed = (matrix * before_tanh.unsqueeze(1)).sum(2)
+    return torch.tanh(before_tanh + mixed + params[:, channels * channels:])
 
 
 def affine_output_channels(channels):

@@ -37,9 +37,8 @@ MAX_IMAGE_SIDE = 16384
 # Longest --dist_timeout (about 31 years): larger values overflow torch.distributed's time types.
 MAX_TIMEOUT_SECONDS = 10 ** 9
 
-# Flags that decide a generator's parameter shapes (or, --residual_output, its computation): read back
-# from train_opt.txt at test time. (Test time builds generators only; --init_type/--init_gain do not
-# shape them, the loaded weights replace their values.)
+# Flags that decide a generator's shapes or computation, read back from train_opt.txt at test time
+# (--init_type/--init_gain do not: the loaded weights replace what they set).
 ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS,
                       *CUT_GENERATOR_FLAGS)
 
@@ -288,12 +287,9 @@ class BaseOptions:
                             "returns its input; for tasks that keep the picture and change its colours or tones; "
                             "needs --input_nc equal to --output_nc")
         g.add_argument("--affine_output", action="store_true",
-                       help="the generator predicts, per pixel, a colour transform of its input: output = "
-                            "(I + M) input + c, M a 3x3 colour matrix and c an offset, from a last layer whose weights "
-                            "start at 0 (an untrained generator returns its input); brightness, contrast, saturation, "
-                            "tints and toning are then the same M and c for every picture, which the other outputs "
-                            "cannot learn through instance norm; needs --input_nc equal to --output_nc, not with "
-                            "--residual_output")
+                       help="the generator predicts a per-pixel colour matrix M and offset c: output = tanh((I + M) "
+                            "atanh(input) + c), starting from the input; one M and c serve every picture for a grade "
+                            "or toning; needs --input_nc equal to --output_nc, not with --residual_output")
         add_raw_weights_flag(g)
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),
@@ -359,7 +355,8 @@ class BaseOptions:
 
     def parse(self, argv=None):
         """Parse `argv` (default: sys.argv[1:]), print the options, start the run's Runtime (attached as
-        opt.runtime, see runtime.runtime) and return the options (see `save`)."""
+        opt.runtime, see runtime.runtime) and return the options (see `save`). The names of the options
+        the user typed are then in `self.explicit`."""
         self.launch = Launch.from_environment()  # known first: only rank 0 prints
         quiet_unless_main(self.launch)
         argv = sys.argv[1:] if argv is None else list(argv)
@@ -376,7 +373,8 @@ class BaseOptions:
                 raise UserError(f"--suffix {opt.suffix!r} is not a valid format over the options ({err}); "
                                 "use option names in braces, e.g. --suffix {model}_{netG}")
         opt.metrics = ",".join(parse_metric_names(opt.metrics))  # checked and canonical: "fid,kid"
-        self.finalize(opt, parser, explicit_dests(parser, argv))
+        self.explicit = explicit_dests(parser, argv)  # also read by train.py's speed hints
+        self.finalize(opt, parser, self.explicit)
         check_image_side(opt)
         self.text = format_options(opt, parser)
         print(self.text, end="")

@@ -1,8 +1,9 @@
 """Which device and precision a process runs with, and the backend switches that go with them.
 
-The pure choices (`resolve_gpu_ids`, `device_for`, `check_amp`) take what the machine offers as a
-`Machine`, so that tests can fake a GPU; `set_backend_switches` and `float32_convolutions` are the
-only places that touch the CUDA/cuDNN switches. runtime.runtime builds the run's Runtime from these.
+The pure choices (`resolve_gpu_ids`, `device_for`, `check_amp`; runtime/speed_hints.py's advice) take
+what the machine offers as a `Machine`, so that tests can fake a GPU or a CPU; `set_backend_switches`
+and `float32_convolutions` are the only places that touch the CUDA/cuDNN switches. runtime.runtime
+builds the run's Runtime from these.
 """
 import os
 
@@ -13,11 +14,12 @@ from util.log import logger
 
 AMP_CHOICES = ("none", "bf16", "fp16")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CPUINFO = "/proc/cpuinfo"
 
 
 class Machine:
-    """The CUDA GPUs of this machine, asked of torch only when needed. Tests pass a stand-in with the
-    same two members (e.g. a SimpleNamespace)."""
+    """The CPU and CUDA GPUs of this machine, asked of the system and of torch only when needed. Tests
+    pass a stand-in with the members they need (e.g. a SimpleNamespace)."""
 
     @property
     def cuda_devices(self):
@@ -28,6 +30,21 @@ class Machine:
         """Whether GPU `index` can run bfloat16 autocast."""
         with torch.cuda.device(index):
             return torch.cuda.is_bf16_supported()
+
+    @property
+    def cpu_flags(self):
+        """The CPU's feature flags as Linux lists them in /proc/cpuinfo (e.g. 'amx_bf16', 'avx512_bf16');
+        empty where that file does not exist."""
+        try:
+            with open(CPUINFO, encoding="utf-8") as handle:
+                line = next((line for line in handle if line.startswith("flags")), "")
+        except OSError:
+            return frozenset()
+        return frozenset(line.partition(":")[2].split())
+
+    def gpu(self, index):
+        """(name, compute capability as (major, minor)) of GPU `index`."""
+        return torch.cuda.get_device_name(index), torch.cuda.get_device_capability(index)
 
 
 THIS_MACHINE = Machine()

@@ -1,5 +1,8 @@
 """Shared test fixtures: generated image folders and a helper that runs the CLI like a user."""
+import functools
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +25,16 @@ torch.set_num_threads(1)  # in case a plugin imported torch before this file set
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+
+
+@functools.cache
+def entry_point(path):
+    """The repository's script `path` (test.py, scripts/export.py) as a module, to call its functions."""
+    spec = importlib.util.spec_from_file_location("entry_" + re.sub(r"\W", "_", path), REPO_ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class LinearCritic(nn.Module):

@@ -4,8 +4,6 @@ hold what, which weights each command uses, resuming with another decay, pix2pix
 resumes with EMA are tested in test_distributed.py, test_performance_flags.py and test_resume.py."""
 import argparse
 import contextlib
-import functools
-import importlib.util
 import io
 import json
 import re
@@ -17,7 +15,7 @@ import torch
 from torch import nn
 
 import train
-from conftest import REPO_ROOT
+from conftest import entry_point
 from engine import train_state
 from models import checkpoint, create_model
 from models.ema import WeightAverage, warmed_up_decay
@@ -204,15 +202,6 @@ def test_continuing_with_another_decay(saved, given, outcome, capsys):
 # --- train.py, test.py, export.py ---------------------------------------------------------------------
 # The commands run their `main` in this process: the same code as a user's command line, without a new
 # interpreter's start-up (tests/test_resume.py runs train.py with --ema_decay as separate processes).
-
-@functools.cache
-def entry_point(path):
-    """The repository's entry point `path` (test.py, scripts/export.py) as a module, to call its main."""
-    spec = importlib.util.spec_from_file_location("entry_" + re.sub(r"\W", "_", path), REPO_ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def run_main(path, *args):
     """Run an entry point's main with `args` as a user would; return (exit status, stdout, stderr)."""

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from conftest import run_script, write_images
+from runtime.speed_hints import describe_hardware, speed_hints
 
 TINY = ["--ngf", "8", "--ndf", "8", "--num_threads", "0", "--gpu_ids", "-1", "--display_id", "0", "--seed", "0"]
 CYCLE_LABELS = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
@@ -59,6 +60,9 @@ def test_cyclegan_train_then_test(tmp_path, unaligned_root):
     assert "loss_curves.png" in sources and len(sources) == 1 + 2 * 8  # 8 visuals with the identity loss
     assert_valid_images(ck / "web" / src for src in sources)
     assert "[Network D_A] Total number of parameters : 0.045 M, receptive field 70x70 pixels" in result.stdout
+    # The faster-flags hint of this machine's CPU (no --amp, no --compile given; 2 epochs of 4 steps), once.
+    hints = speed_hints(describe_hardware(torch.device("cpu")), given=set(), steps=8)
+    assert all(result.stderr.count(line) == 1 for line in hints) and result.stderr.count("speed:") == bool(hints)
     # Progress bars without a terminal: plain lines, no carriage returns.
     assert "\r" not in result.stderr and re.search(r"epoch 2/2: 100%.*4/4", result.stderr)
 

@@ -1,14 +1,18 @@
-"""Tests for data/image_io.py: every pixel kind reaches 8-bit RGB/L correctly, bad files raise UnreadableImage."""
+"""Tests for data/image_io.py: every pixel kind reaches RGB/L correctly (16-bit and float ones at full depth),
+bad files raise UnreadableImage."""
 import builtins
 import pickle
 import struct
+import sys
 import warnings
 import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+import tifffile
+from PIL import Image, ImageFile, ImageOps
 
+from data.deep_image import DeepImage
 from data.image_folder import image_size
 from data.image_io import UnreadableImage, load_image
 from util.errors import UserError
@@ -16,13 +20,15 @@ from util.errors import UserError
 ORIENTATION_TAG = 0x0112
 
 
-def png_bytes(width, height, color_type, bit_depth, pixels):
-    """A minimal PNG written by hand (Pillow cannot write 48-bit RGB). pixels: big-endian array, rows first."""
+def png_bytes(width, height, color_type, bit_depth, pixels, chunks=()):
+    """A minimal PNG written by hand (Pillow cannot write 48-bit RGB). pixels: big-endian array, rows first;
+    chunks: extra (kind, data) chunks, written before the pixels."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     raw = b"".join(b"\x00" + row.tobytes() for row in pixels)  # filter type 0 on every row
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+    extra = b"".join(chunk(kind, data) for kind, data in chunks)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + extra + chunk(b"IDAT", zlib.compress(raw))
             + chunk(b"IEND", b""))
 
 
@@ -113,46 +119,117 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path):
     assert red >= 250 and green <= 5 and blue <= 5
 
 
-@pytest.mark.parametrize("value, expected", [(0, 0), (257, 1), (32768, 128), (65535, 255)])
-def test_sixteen_bit_gray_png_scales_instead_of_saturating(tmp_path, value, expected):
+def sixteen_bit_values(image):
+    """The values of a loaded DeepImage on the 16-bit scale 0..65535 (exact for 16-bit files)."""
+    assert isinstance(image, DeepImage)
+    return np.rint(np.asarray(image, dtype=np.float64) * 65535).astype(np.int64)
+
+
+@pytest.mark.parametrize("value", [0, 257, 32768, 32769, 65535])
+def test_sixteen_bit_gray_png_keeps_its_full_depth(tmp_path, value):
     path = saved(Image.fromarray(np.full((32, 32), value, np.uint16)), tmp_path / "deep.png")
     assert Image.open(path).mode.startswith("I;16")
-    assert load_image(path, "L").getpixel((3, 3)) == expected
-    assert load_image(path, "RGB").getpixel((3, 3)) == (expected,) * 3
+    grey = load_image(path, "L")
+    assert grey.mode == "L" and grey.size == (32, 32) and (sixteen_bit_values(grey) == value).all()
+    colour = load_image(path, "RGB")
+    assert colour.mode == "RGB" and np.asarray(colour).shape == (32, 32, 3) and (sixteen_bit_values(colour) == value).all()
 
 
 def test_sixteen_bit_big_endian_and_32_bit_int(tmp_path):
-    path = saved(Image.new("I;16B", (32, 32), 32768), tmp_path / "big.tif")
+    path = saved(Image.new("I;16B", (32, 32), 32769), tmp_path / "big.tif")
     assert Image.open(path).mode == "I;16B"
-    assert load_image(path, "L").getpixel((0, 0)) == 128
+    assert (sixteen_bit_values(load_image(path, "L")) == 32769).all()
 
     wide = Image.fromarray(np.array([[-5, 32768, 70000, 65535]] * 4, dtype=np.int32))
     path = saved(wide, tmp_path / "wide.tif")
     assert Image.open(path).mode == "I"
-    assert [load_image(path, "L").getpixel((x, 0)) for x in range(4)] == [0, 128, 255, 255]
+    assert sixteen_bit_values(load_image(path, "L"))[0].tolist() == [0, 32768, 65535, 65535]
 
 
 def test_float_gray_unit_and_byte_ranges(tmp_path):
-    unit = Image.fromarray(np.array([[0.0, 0.5, 1.0]] * 3, dtype=np.float32))
+    unit = Image.fromarray(np.array([[0.0, 0.5, 1.0, 0.123456]] * 3, dtype=np.float32))
     path = saved(unit, tmp_path / "unit.tif")
     assert Image.open(path).mode == "F"
-    assert [load_image(path, "L").getpixel((x, 0)) for x in range(3)] == [0, 128, 255]
+    assert np.asarray(load_image(path, "L"))[0].tolist() == pytest.approx([0.0, 0.5, 1.0, 0.123456])
 
     byte = Image.fromarray(np.array([[0.0, 100.4, 300.0]] * 3, dtype=np.float32))
     path = saved(byte, tmp_path / "byte.tif")
-    assert [load_image(path, "L").getpixel((x, 0)) for x in range(3)] == [0, 100, 255]
+    assert np.asarray(load_image(path, "L"))[0].tolist() == pytest.approx([0.0, 100.4 / 255, 1.0])
 
 
 def test_sixteen_bit_rgb_png(tmp_path):
     pixels = np.zeros((4, 6, 3), ">u2")
     pixels[...] = (65535, 32768, 0)
     pixels[0, 0] = (0, 65535, 257)
+    pixels[0, 1] = (1, 2, 3)
     path = tmp_path / "deep_rgb.png"
     path.write_bytes(png_bytes(6, 4, color_type=2, bit_depth=16, pixels=pixels))
     image = load_image(path, "RGB")
     assert image.mode == "RGB" and image.size == (6, 4)
-    assert image.getpixel((3, 2)) == (255, 128, 0)
-    assert image.getpixel((0, 0)) == (0, 255, 1)
+    assert (sixteen_bit_values(image) == pixels.astype(np.int64)).all()
+    grey = sixteen_bit_values(load_image(path, "L"))
+    assert grey[3, 2] == round(0.299 * 65535 + 0.587 * 32768) and grey[0, 1] == 2  # ITU-R 601 luminance
+
+
+def test_sixteen_bit_rgb_tiff_and_ppm(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    tiff = tmp_path / "deep.tif"
+    tifffile.imwrite(tiff, pixels, photometric="rgb", compression="zlib")
+    ppm = tmp_path / "deep.ppm"
+    ppm.write_bytes(b"P6 7 5 65535\n" + pixels.astype(">u2").tobytes())
+    for path in (tiff, ppm):
+        assert Image.open(path).mode == "RGB"  # Pillow itself would keep the high bytes only
+        assert (sixteen_bit_values(load_image(path, "RGB")) == pixels).all(), path
+
+
+def test_sixteen_bit_alpha_is_composited_onto_white(tmp_path):
+    pixels = np.zeros((2, 3, 4), ">u2")
+    pixels[0] = [(65535, 0, 0, 65535), (0, 0, 0, 0), (0, 0, 65535, 32768)]  # opaque red, clear, half blue
+    path = tmp_path / "rgba.png"
+    path.write_bytes(png_bytes(3, 2, color_type=6, bit_depth=16, pixels=pixels))
+    values = np.asarray(load_image(path, "RGB"), dtype=np.float64)
+    assert values[0, 0].tolist() == [1.0, 0.0, 0.0] and values[0, 1].tolist() == [1.0, 1.0, 1.0]
+    assert values[0, 2] == pytest.approx([32767 / 65535, 32767 / 65535, 1.0], abs=1e-6)
+    grey_alpha = np.array([[(1000, 65535), (1000, 0)]], ">u2")
+    path = tmp_path / "la.png"
+    path.write_bytes(png_bytes(2, 1, color_type=4, bit_depth=16, pixels=grey_alpha))
+    assert sixteen_bit_values(load_image(path, "L"))[0].tolist() == [1000, 65535]
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("extension", ["png", "tif"])
+def test_sixteen_bit_colour_is_turned_upright_as_pillow_turns_8_bit(tmp_path, extension, orientation):
+    pixels = np.random.default_rng(1).integers(0, 65536, (6, 10, 3), dtype=np.uint16)
+    path = tmp_path / f"turned.{extension}"
+    if extension == "png":
+        exif = Image.Exif()
+        exif[ORIENTATION_TAG] = orientation
+        path.write_bytes(png_bytes(10, 6, color_type=2, bit_depth=16, pixels=pixels.astype(">u2"),
+                                   chunks=[(b"eXIf", exif.tobytes()[len(b"Exif\0\0"):])]))
+    else:
+        tifffile.imwrite(path, pixels, photometric="rgb", extratags=[(ORIENTATION_TAG, "H", 1, orientation, True)])
+    high_bytes = np.asarray(ImageOps.exif_transpose(Image.open(path)))  # Pillow: 8 bits, upright
+    assert high_bytes.shape[:2] != (6, 10) or orientation == 3
+    deep = sixteen_bit_values(load_image(path, "RGB"))
+    assert deep.shape == high_bytes.shape and ((deep >> 8) == high_bytes).all()
+
+
+def test_truncated_sixteen_bit_colour_is_unreadable(tmp_path):
+    pixels = np.random.default_rng(2).integers(0, 65536, (64, 64, 3), dtype=np.uint16).astype(">u2")
+    data = png_bytes(64, 64, color_type=2, bit_depth=16, pixels=pixels)
+    path = tmp_path / "cut.png"
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(UnreadableImage, match="cut.png: "):
+        load_image(path, "RGB")
+
+
+def test_sixteen_bit_colour_without_opencv_is_one_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "deep_rgb.png"
+    path.write_bytes(png_bytes(2, 2, color_type=2, bit_depth=16, pixels=np.zeros((2, 2, 3), ">u2")))
+    monkeypatch.setitem(sys.modules, "cv2", None)  # what `import cv2` meets when OpenCV is not installed
+    with pytest.raises(UserError, match=r"^images with 16 bits per colour channel need OpenCV.*"
+                                        r"pip install -r requirements.txt"):
+        load_image(path, "RGB")
 
 
 @pytest.mark.parametrize("orientation, red_corner", [(6, "top_right"), (8, "bottom_left")])

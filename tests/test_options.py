@@ -257,6 +257,9 @@ OUT_OF_RANGE = [
     (TestOptions, "cycle_gan", "--aspect_ratio", "1000", "a number from 0.01 to 100"),
     (TestOptions, "test", "--load_iter", "-2", "an integer >= 0"),
     (TestOptions, "test", "--batch_size", "0", "an integer >= 1"),
+    (TestOptions, "test", "--output_bits", "12", "8 or 16"),
+    (TestOptions, "test", "--tile", "-1", "an integer >= 0"),
+    (TestOptions, "cycle_gan", "--tile_overlap", "0", "an integer >= 4"),
 ]
 
 
@@ -357,6 +360,12 @@ def test_smallest_crop_sizes_are_accepted(tmp_path):
     assert parse_test(tmp_path, "--crop_size", "5").crop_size == 5  # no discriminator at test time
     with pytest.raises(UserError, match="--crop_size 4 is too small for --netG resnet_9blocks"):
         parse_test(tmp_path, "--crop_size", "4")
+
+
+def test_output_bits_takes_8_or_16(tmp_path):
+    assert parse_test(tmp_path).output_bits == 8 and parse_test(tmp_path, "--output_bits", "16").output_bits == 16
+    with pytest.raises(UserError, match=r"^--output_bits 12 is out of range; it must be 8 or 16$"):
+        parse_test(tmp_path, "--output_bits", "12")
 
 
 def test_help_shows_the_ranges(capsys):

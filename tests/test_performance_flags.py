@@ -123,6 +123,7 @@ def test_train_and_test_with_amp_and_channels_last(tmp_path, unaligned_root):
     result = run_script("train.py", *common, *TINY, "--amp", "bf16", "--channels_last", "--n_epochs", "1",
                         "--n_epochs_decay", "0", "--ema_decay", "0.9", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "speed:" not in result.stderr  # --amp given, and too short a run for --compile: no hint
     for name in ("latest_net_G_A.pth", "latest_net_G_A_raw.pth"):  # the generator's average (EMA), its weights
         state = torch.load(tmp_path / "ck" / "fast" / name, weights_only=True)
         assert all(t.dtype == torch.float32 for t in state.values())

@@ -1,7 +1,6 @@
 """scripts/quality_benchmark.py: on a tiny task it writes the table, the JSON file and the picture with
 sane numbers (the do-nothing baseline is the metrics package's own PSNR of input vs truth); a
 --seconds budget stops training by the clock; every mistake in its options is one error line."""
-import importlib.util
 import json
 import math
 import re
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, run_script
+from conftest import REPO_ROOT, entry_point, run_script
 from engine.metric_collector import to_unit_tensor
 from metrics.registry import METRICS
 
@@ -18,15 +17,7 @@ TINY_NETS = "--ngf 8 --ndf 8 --netG resnet_6blocks --num_threads 0"
 TINY = ["--tasks", "warm", "--size", "32", "--n_train", "4", "--n_test", "3", "--show", "2"]
 
 
-def load_benchmark():
-    """The script as a module (it puts scripts/ and datasets/ on the path for its helpers)."""
-    spec = importlib.util.spec_from_file_location("quality_benchmark", REPO_ROOT / "scripts" / "quality_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark = load_benchmark()
+benchmark = entry_point("scripts/quality_benchmark.py")  # it puts scripts/ and datasets/ on the path
 from quality_bench import report, runs, tasks  # noqa: E402  (importable once the script has set the path)
 
 

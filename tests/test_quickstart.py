@@ -1,25 +1,15 @@
 """scripts/quickstart.sh without running it (it trains for minutes): its summary helper prints the test
 PSNR next to the do-nothing baseline from a metrics.json, and the flags it trains with are the
 recommended configuration that the README names."""
-import importlib.util
 import json
 import re
 import shlex
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, entry_point
 
-
-def load_summary():
-    """scripts/metrics_summary.py as a module."""
-    spec = importlib.util.spec_from_file_location("metrics_summary", REPO_ROOT / "scripts" / "metrics_summary.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-summary = load_summary()
+summary = entry_point("scripts/metrics_summary.py")
 
 
 def write_report(folder, psnr):

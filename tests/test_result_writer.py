@@ -56,10 +56,10 @@ def test_the_writer_writes_the_files_of_the_serial_path_and_returns_their_rows(t
 def fail_at(names, error):
     """A stand-in for write_result_images that raises `error` for the inputs named in `names` and writes
     the others."""
-    def write(image_dir, visuals, image_path, aspect_ratio, name):
+    def write(image_dir, visuals, image_path, aspect_ratio, name, bits):
         if name in names:
             raise error
-        return write_result_images(image_dir, visuals, image_path, aspect_ratio, name)
+        return write_result_images(image_dir, visuals, image_path, aspect_ratio, name, bits)
     return write
 
 

@@ -16,7 +16,7 @@ from browser import browser_problem, check_pages
 from PIL import Image
 
 from conftest import REPO_ROOT, run_script, write_images
-from engine.html import HTML
+from engine.html import HTML, add_result_row, write_result_images
 from engine.training_page import EPOCHS_PER_PAGE
 from engine.visualizer import Visualizer
 from metrics.report import report_lines
@@ -121,6 +121,20 @@ def test_training_pages_stay_light_after_many_epochs(browser, tmp_path, artifact
     assert len(set(report.loaded_images)) == 90  # every epoch's pictures kept, each on exactly one page
     assert "epoch045_real_A.png" in file_names(report.pages[0].loaded_images)
     assert "epoch001_real_A.png" in file_names(report.pages[2].loaded_images)
+
+
+def test_16_bit_result_pictures_show_in_the_browser(browser, tmp_path, artifacts):
+    """test.py --output_bits 16 writes 16-bit grey and RGB PNGs; the result page shows them like 8-bit ones."""
+    page = HTML(tmp_path, "deep")
+    for channels in (1, 3):
+        ramp = torch.linspace(-1, 1, channels * 48 * 64).reshape(channels, 48, 64)
+        add_result_row(page, write_result_images(page.image_dir, {"fake": ramp}, f"x{channels}.png", bits=16))
+    page.save()
+    with Image.open(tmp_path / "images" / "x1_fake.png") as grey, Image.open(tmp_path / "images" / "x3_fake.png") as rgb:
+        assert grey.mode.startswith("I;16") and rgb.mode == "RGB"  # Pillow shows 16-bit RGB as 8-bit RGB
+    report = check_pages(tmp_path / "index.html", artifacts / "sixteen_bit")
+    assert report.ok, str(report)
+    assert sorted(file_names(report.loaded_images)) == ["x1_fake.png", "x3_fake.png"]
 
 
 def test_checker_reports_broken_pictures_and_dead_links(browser, tmp_path, artifacts):

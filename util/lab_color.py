@@ -34,10 +34,11 @@ def require_lab_layout(opt, what):
 def rgb_to_lab_tensors(picture):
     """Split an RGB picture into its normalised Lab channels.
 
-    picture: a PIL RGB image or a uint8 HxWx3 array. Returns (L as a 1xHxW float32 tensor,
-    ab as a 2xHxW float32 tensor), both in [-1, 1].
+    picture: a PIL RGB image, a uint8 HxWx3 array, or anything np.asarray turns into a float HxWx3 array
+    in [0, 1] (a full-depth data.deep_image.DeepImage). Returns (L as a 1xHxW float32 tensor, ab as a
+    2xHxW float32 tensor), both in [-1, 1].
     """
-    lab = color.rgb2lab(np.asarray(picture, dtype=np.uint8)).astype(np.float32)
+    lab = color.rgb2lab(np.asarray(picture)).astype(np.float32)
     lab = torch.from_numpy(lab).permute(2, 0, 1)
     return lab[:1] / L_HALF_RANGE - 1.0, lab[1:] / AB_RANGE
 

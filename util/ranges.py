@@ -20,15 +20,16 @@ class NumberRange:
     """The `type=` of a numeric flag: converts like `kind` and knows which values are allowed.
 
     kind: int or float; minimum/maximum: inclusive bounds; above/below: exclusive bounds (None: no
-    bound); infinite: float('inf') is allowed too (e.g. "no limit"). NaN and -inf are never allowed,
-    inf only with infinite=True.
+    bound); infinite: float('inf') is allowed too (e.g. "no limit"); values: the only values allowed,
+    in place of bounds (e.g. (8, 16)). NaN and -inf are never allowed, inf only with infinite=True.
     """
 
-    def __init__(self, kind, minimum=None, maximum=None, above=None, below=None, infinite=False):
+    def __init__(self, kind, minimum=None, maximum=None, above=None, below=None, infinite=False, values=None):
         self.kind = kind
         self.__name__ = kind.__name__  # argparse names it in "invalid int value: 'x'"
         self.minimum, self.maximum, self.above, self.below = minimum, maximum, above, below
         self.infinite = infinite
+        self.values = None if values is None else tuple(values)
 
     def __call__(self, text):
         return self.kind(text)
@@ -36,11 +37,17 @@ class NumberRange:
     def __contains__(self, value):
         if isinstance(value, float) and not math.isfinite(value):
             return self.infinite and value == math.inf
+        if self.values is not None:
+            return value in self.values
         return ((self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
                 and (self.above is None or value > self.above) and (self.below is None or value < self.below))
 
     def describe(self):
-        """The range in words, e.g. 'an integer >= 1', 'a number >= 0 and < 1', 'an integer from 1 to 65535'."""
+        """The range in words, e.g. 'an integer >= 1', 'a number >= 0 and < 1', 'an integer from 1 to 65535',
+        '8 or 16'."""
+        if self.values is not None:
+            *others, last = map(_text, self.values)
+            return f"{', '.join(others)} or {last}" if others else last
         noun = "an integer" if self.kind is int else "a number"
         if self.minimum is not None and self.maximum is not None:
             return f"{noun} from {_text(self.minimum)} to {_text(self.maximum)}"

@@ -1,9 +1,13 @@
-"""Image and file helpers: tensors in [-1, 1] to uint8 pictures, saving them, making folders."""
+"""Image and file helpers: tensors in [-1, 1] to uint8 (or 16-bit) pictures, saving them, making folders."""
 import os
 
 import numpy as np
 import torch
 from PIL import Image
+
+from util.errors import UserError
+
+SIXTEEN_BIT_MAX = 65535
 
 
 def tensor2im(image):
@@ -24,22 +28,70 @@ def tensor2im(image):
     return np.rint(array).astype(np.uint8)
 
 
-def save_image(image_numpy, image_path, aspect_ratio=1.0):
-    """Save a uint8 HxWx3 array as an image file.
+def tensor2deep(image):
+    """Turn an image tensor into a uint16 HxWxC array (C: the tensor's 1 or 3 channels), for 16-bit files.
+
+    image: a tensor in [-1, 1] shaped (C, H, W) or (N, C, H, W) (the first of the batch is used).
+    Unlike tensor2im, one-channel images stay one channel: a 16-bit grey file is what they become.
+    """
+    if image.dim() == 4:
+        image = image[0]
+    array = image.detach().float().cpu().clamp(-1.0, 1.0).numpy().astype(np.float64)
+    array = (np.transpose(array, (1, 2, 0)) + 1.0) / 2.0 * SIXTEEN_BIT_MAX
+    return np.rint(array).astype(np.uint16)
+
+
+def save_image(picture, image_path, aspect_ratio=1.0):
+    """Save a picture as an image file: a uint8 HxWx3 array in the format of the path's extension, or a
+    uint16 HxWxC array (C = 1 or 3, from tensor2deep) as a 16-bit PNG.
 
     aspect_ratio: width/height factor applied on save; > 1 widens the picture, < 1 makes it taller
     (the `--aspect_ratio` flag of test.py).
     """
-    image = Image.fromarray(image_numpy)
-    height, width = image_numpy.shape[:2]
-    if aspect_ratio > 1.0:
-        image = image.resize((int(round(width * aspect_ratio)), height), Image.BICUBIC)
-    elif aspect_ratio < 1.0:
-        image = image.resize((width, int(round(height / aspect_ratio))), Image.BICUBIC)
+    picture = _stretched(picture, aspect_ratio)
     try:
-        image.save(image_path)
+        if picture.dtype == np.uint16:
+            _write_sixteen_bit_png(picture, image_path)
+        else:
+            Image.fromarray(picture).save(image_path)
     except OSError as err:  # Pillow's failed writes do not name the file
         raise OSError(err.errno, err.strerror, image_path) from err
+
+
+def _stretched(picture, aspect_ratio):
+    """`picture` (HxWxC) resized (bicubic, channel by channel, which keeps 16 bits) to `aspect_ratio`."""
+    height, width = picture.shape[:2]
+    if aspect_ratio > 1.0:
+        size = (int(round(width * aspect_ratio)), height)
+    elif aspect_ratio < 1.0:
+        size = (width, int(round(height / aspect_ratio)))
+    else:
+        return picture
+    channels = [Image.fromarray(np.ascontiguousarray(picture[..., c])).resize(size, Image.BICUBIC)
+                for c in range(picture.shape[2])]
+    return np.stack([np.asarray(channel) for channel in channels], axis=-1)
+
+
+def _write_sixteen_bit_png(picture, image_path):
+    """Write a uint16 HxWxC array (C = 1 or 3, RGB) to `image_path` as a 16-bit grey or RGB PNG (Pillow
+    writes 16-bit grey only, so OpenCV encodes it)."""
+    cv2 = import_opencv("16-bit output files (--output_bits 16)")
+    encoded, data = cv2.imencode(".png", picture[..., ::-1] if picture.shape[2] == 3 else picture[..., 0])
+    if not encoded:
+        raise ValueError(f"OpenCV could not encode a {picture.shape} 16-bit picture as PNG")
+    with open(image_path, "wb") as handle:
+        handle.write(data.tobytes())
+
+
+def import_opencv(purpose):
+    """The cv2 module (opencv-python, pinned in requirements.txt); UserError naming `purpose` (what
+    needs it) when it is not installed."""
+    try:
+        import cv2
+    except ImportError:
+        raise UserError(f"{purpose} need OpenCV, which is not installed; pip install -r requirements.txt "
+                        "(it pins opencv-python)")
+    return cv2
 
 
 def mkdirs(*paths):
