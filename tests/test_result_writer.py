@@ -1,6 +1,6 @@
-"""test.py at speed: result pictures written by background threads (the same files, errors in one line,
-nothing lost on Ctrl-C), batches and loader workers giving the serial path's results, --amp bf16 and
---compile applied at test time."""
+"""test.py at speed: result pictures written by background threads (the same files, 8 or 16 bits, errors
+in one line, nothing lost on Ctrl-C), batches and loader workers giving the serial path's results, --amp
+bf16 and --compile applied at test time."""
 import contextlib
 import errno
 import functools
@@ -37,20 +37,27 @@ def pixels(path):
     return np.asarray(Image.open(path))
 
 
-def test_the_writer_writes_the_files_of_the_serial_path_and_returns_their_rows(tmp_path):
+def png_bit_depth(path):
+    """The bits per channel a PNG file declares (its IHDR chunk's bit depth byte)."""
+    return path.read_bytes()[24]
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_the_writer_writes_the_files_of_the_serial_path_and_returns_their_rows(tmp_path, bits):
     serial, threaded = tmp_path / "serial", tmp_path / "threaded"
     serial.mkdir()
     threaded.mkdir()
     rows = []
-    with ResultWriter(threaded, aspect_ratio=2.0, threads=3, max_pending=2) as writer:
+    with ResultWriter(threaded, aspect_ratio=2.0, bits=bits, threads=3, max_pending=2) as writer:
         for index in range(7):
             rows.append(writer.submit(visuals(index), f"img_{index}"))
-            assert write_result_images(serial, visuals(index), f"in/img_{index}.png", 2.0) == rows[-1]
+            assert write_result_images(serial, visuals(index), f"in/img_{index}.png", 2.0, bits=bits) == rows[-1]
     assert rows == [result_row(f"img_{index}", LABELS) for index in range(7)]  # in submission order
     assert sorted(path.name for path in threaded.iterdir()) == sorted(path.name for path in serial.iterdir())
     for path in serial.iterdir():
         assert path.read_bytes() == (threaded / path.name).read_bytes()
     assert pixels(serial / "img_0_fake.png").shape == (12, 32, 3)  # --aspect_ratio 2 applied
+    assert png_bit_depth(threaded / "img_0_fake.png") == bits
 
 
 def fail_at(names, error):
@@ -166,6 +173,33 @@ def test_batches_loader_workers_and_writer_threads_give_the_serial_results(tmp_p
         # level may then differ by one.
         difference = pixels(out / "images" / f"{stem}_fake.png").astype(int) - pixels(tmp_path / f"{stem}_fake.png")
         assert np.abs(difference).max() <= 1 and np.mean(difference != 0) < 0.01
+
+
+def sixteen_bit_pixels(path):
+    """The 16-bit values of a 16-bit PNG (Pillow alone would keep the high bytes of RGB ones)."""
+    return np.rint(np.asarray(load_image(path, "RGB"), np.float64) * 65535).astype(np.int64)
+
+
+def test_16_bit_results_come_through_batches_and_writer_threads(tmp_path, random_generator):
+    inputs, checkpoints, net = random_generator
+    result = run_script("test.py", "--dataroot", inputs, "--checkpoints_dir", checkpoints, "--results_dir",
+                        tmp_path, *TEST_FLAGS, "--batch_size", "2", "--num_threads", "0", "--output_bits", "16",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    images = tmp_path / "random" / "test_latest" / "images"
+    assert len(list(images.iterdir())) == 5 * len(LABELS)
+    for index in range(5):  # the serial path: one image at a time, written in this thread
+        stem = f"img_{index:03d}"
+        image = to_signed_tensor(load_image(inputs / f"{stem}.png"))
+        with torch.inference_mode():
+            fake = net(image[None])[0]
+        write_result_images(tmp_path, {"real": image, "fake": fake}, f"{stem}.png", bits=16)
+        assert png_bit_depth(images / f"{stem}_real.png") == png_bit_depth(images / f"{stem}_fake.png") == 16
+        assert np.array_equal(sixteen_bit_pixels(images / f"{stem}_real.png"), sixteen_bit_pixels(tmp_path / f"{stem}_real.png"))
+        # Batched convolutions may round the last bit of a float differently than single ones (see above):
+        # at 16 bits a level of 65535 may then differ by one or two (one was measured).
+        difference = sixteen_bit_pixels(images / f"{stem}_fake.png") - sixteen_bit_pixels(tmp_path / f"{stem}_fake.png")
+        assert np.abs(difference).max() <= 2 and np.mean(difference != 0) < 0.05
 
 
 def built_test_model(tmp_path, checkpoints, *flags):
