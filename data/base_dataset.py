@@ -266,7 +266,8 @@ def _flip(image, flip):
 
 
 def to_signed_tensor(image):
-    """A PIL image (L or RGB) or a DeepImage (its full depth) as a float32 (C, H, W) tensor in [-1, 1].
+    """A PIL image (L or RGB), an HxW(x3) uint8 array or a DeepImage (its full depth) as a float32 (C, H, W)
+    tensor in [-1, 1].
 
     An 8-bit image gives byte / 255 * 2 - 1, the values of torchvision's ToTensor and a normalisation with
     mean 0.5 and std 0.5 (torchvision is not imported: its import costs every start of train.py and
