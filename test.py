@@ -6,6 +6,9 @@
 Results go to results_dir/name/<phase>_<epoch>/: images/<stem>_<label>.png and index.html (inputs
 that share a file name, such as x.png, x.jpg and sub/x.png, get x_png, x_jpg and sub_x in place of
 the stem; see engine/html.py result_names); 8-bit RGB PNGs, or 16-bit PNGs with --output_bits 16.
+Inputs are decoded by the loader's --num_threads worker processes and the result pictures encoded
+and written by background threads (engine/result_writer.py), both while the network runs; --batch_size,
+--amp bf16 and --compile speed up the network itself (README, Speed).
 The generators' weights are those of <epoch>_net_<name>.pth: for a run trained with --ema_decay their
 averages, or with --raw_weights the raw weights saved beside them (<epoch>_net_<name>_raw.pth); the
 printed `weights:` line says which. Every image is processed unless --num_test is given. With --metrics fid,kid,psnr,ssim,l1 the quality
@@ -16,8 +19,9 @@ tiles of SIZE px, for images too large to translate whole (models/tiling.py, REA
 import os
 
 from data import create_dataset, single_folder_options
-from engine.html import HTML, add_result_row, result_names, write_result_images
+from engine.html import HTML, add_result_row, result_names
 from engine.metric_collector import MetricsCollector
+from engine.result_writer import ResultWriter
 from metrics.registry import parse_metric_names
 from metrics.report import REFERENCE, compute_metrics, report_lines, save_metrics
 from models import checkpoint, create_model
@@ -65,16 +69,18 @@ def main(argv=None):
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     names = result_names(dataset.dataset.folders)  # decided for all inputs: no two results share a name
     rows = []
-    with progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
+    # The pictures are encoded and written in background threads while the network runs the next batch.
+    with ResultWriter(webpage.image_dir, opt.aspect_ratio, opt.output_bits, max_pending=2 * opt.batch_size) as writer, \
+            progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
         for batch in dataset:
             model.set_input(batch)
             model.test()
             visuals = model.get_current_visuals()
             if collector:
                 collector.add(visuals, batch)
+            on_host = {label: images.detach().cpu() for label, images in visuals.items()}  # one copy per batch
             for index, path in enumerate(model.get_image_paths()):
-                rows.append((path, write_result_images(webpage.image_dir, split_visuals(visuals, index), path,
-                                                       opt.aspect_ratio, names.get(path), opt.output_bits)))
+                rows.append((path, writer.submit(split_visuals(on_host, index), names[path])))
             bar.update(len(model.get_image_paths()) * opt.runtime.world_size)
     metric_lines = evaluate_metrics(collector, metric_names, opt, web_dir) if collector else []
     write_page(webpage, rows, opt, metric_lines)

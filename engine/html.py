@@ -156,6 +156,20 @@ def _make_unique(paths, chosen):
     return unique
 
 
+def result_row(name, labels):
+    """The page row of one test image's results: (name, image paths relative to the page, labels), the
+    files `write_result_images` writes for it (known before they are written).
+
+    name: what names the outputs (see result_names); labels: the visuals' labels, in page order.
+    """
+    return name, [f"{IMAGE_FOLDER}/{_result_file(name, label)}" for label in labels], list(labels)
+
+
+def _result_file(name, label):
+    """The file name of one result picture: <name>_<label>.png."""
+    return f"{name}_{label}.png"
+
+
 def write_result_images(image_dir, visuals, image_path, aspect_ratio=1.0, name=None, bits=8):
     """Save one test image's visuals as `<image_dir>/<name>_<label>.png`; return its page row.
 
@@ -169,12 +183,9 @@ def write_result_images(image_dir, visuals, image_path, aspect_ratio=1.0, name=N
     """
     name = name or _stem(image_path)
     to_picture = tensor2deep if bits == 16 else tensor2im
-    rel_paths = []
     for label, tensor in visuals.items():
-        file_name = f"{name}_{label}.png"
-        save_image(to_picture(tensor), os.path.join(image_dir, file_name), aspect_ratio=aspect_ratio)
-        rel_paths.append(f"{IMAGE_FOLDER}/{file_name}")
-    return name, rel_paths, list(visuals)
+        save_image(to_picture(tensor), os.path.join(image_dir, _result_file(name, label)), aspect_ratio=aspect_ratio)
+    return result_row(name, visuals)
 
 
 def add_result_row(webpage, row, width=256):

@@ -66,6 +66,11 @@ class TestOptions(BaseOptions):
             raise UserError(f"--metrics_reference {opt.metrics_reference!r} is not a folder; "
                             "pass a folder of real target-domain images")
         self.inherit_architecture(opt, parser, explicit)
+        if opt.batch_size > 1 and opt.norm in ("batch", "syncbatch") and not opt.eval:
+            # Instance norm (CycleGAN's) normalises each image alone: batches change nothing there.
+            logger.info(f"note: --norm {opt.norm} without --eval normalises each test batch by its own statistics, "
+                        f"so results depend on --batch_size {opt.batch_size}; add --eval (the running statistics) "
+                        "or use --batch_size 1 (each image by itself, as the original tool tests)")
 
     def inherit_architecture(self, opt, parser, explicit):
         """Take generator-shaping flags the user did not type from the experiment's train_opt.txt."""

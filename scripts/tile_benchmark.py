@@ -33,7 +33,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from metrics.registry import psnr  # noqa: E402  (the repository root is on the path only now)
+from data.base_dataset import to_signed_tensor  # noqa: E402  (the repository root is on the path only now)
+from metrics.registry import psnr  # noqa: E402
 from models.generators import GENERATOR_CHOICES, define_G  # noqa: E402
 from models.norms import NORM_CHOICES  # noqa: E402
 from models.size_padding import attach_size_padding  # noqa: E402
@@ -71,7 +72,7 @@ def picture(args):
     """The (1, 3, size, size) picture in [-1, 1]: --image scaled to --size, or the mosaic of MOSAIC_PHOTOS."""
     if args.image:
         with Image.open(args.image) as image:
-            return to_signed_tensor(np.asarray(image.convert("RGB").resize((args.size,) * 2, Image.Resampling.BICUBIC)))
+            return to_signed_tensor(image.convert("RGB").resize((args.size,) * 2, Image.Resampling.BICUBIC))[None]
     from skimage import data
     half = (args.size + 1) // 2
     quarters = []
@@ -81,12 +82,7 @@ def picture(args):
         square = Image.fromarray(photo[:side, :side]).resize((half, half), Image.Resampling.BICUBIC)
         quarters.append(np.asarray(square))
     rows = [np.concatenate(quarters[:2], axis=1), np.concatenate(quarters[2:], axis=1)]
-    return to_signed_tensor(np.concatenate(rows, axis=0)[:args.size, :args.size])
-
-
-def to_signed_tensor(array):
-    """A (H, W, 3) uint8 array as a (1, 3, H, W) float tensor in [-1, 1]."""
-    return torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return to_signed_tensor(np.concatenate(rows, axis=0)[:args.size, :args.size])[None]
 
 
 def generator(args):

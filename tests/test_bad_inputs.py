@@ -413,14 +413,18 @@ def test_a_full_disk_in_training_ends_in_one_line_naming_the_file(tmp_path, worl
     assert page_warning == warned and not list((tmp_path / "ck" / "full").glob(".tmp_*"))
 
 
-def test_a_full_disk_in_testing_names_the_result_file(tmp_path, world):
-    noise = np.random.default_rng(0).integers(0, 256, size=(100, 100, 3), dtype=np.uint8)
+@pytest.mark.parametrize("count, batch_size", [(1, 1), (5, 2)], ids=["one image", "batches"])
+def test_a_full_disk_in_testing_names_the_result_file(tmp_path, world, count, batch_size):
+    # The result pictures are written by background threads (engine/result_writer.py): their failure
+    # reaches the user as the same one line, however many pictures were queued behind it.
     (tmp_path / "inputs").mkdir()
-    Image.fromarray(noise).save(tmp_path / "inputs" / "noise.png")  # about 30 kB as a PNG; the options file 5 kB
+    for index in range(count):  # about 30 kB each as a PNG; the options file 5 kB
+        noise = np.random.default_rng(index).integers(0, 256, size=(100, 100, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(tmp_path / "inputs" / f"noise{index}.png")
     result = run_script("test.py", "--dataroot", tmp_path / "inputs", "--name", "existing", "--model", "test",
                         "--model_suffix", "_A", "--checkpoints_dir", world["ck"], "--results_dir", tmp_path / "results",
-                        "--gpu_ids", "-1", "--num_threads", "0", "--preprocess", "none", cwd=tmp_path,
-                        file_size_limit=15_000)  # no loader workers: the limit would hit their shared memory
+                        "--gpu_ids", "-1", "--num_threads", "0", "--preprocess", "none", "--batch_size", str(batch_size),
+                        cwd=tmp_path, file_size_limit=15_000)  # no loader workers: the limit would hit their shared memory
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert re.fullmatch(r"error: could not write .*images/noise_(real|fake)\.png \(File too large\); .*",
+    assert re.fullmatch(r"error: could not write .*images/noise\d_(real|fake)\.png \(File too large\); .*",
                         result.stderr.strip().splitlines()[-1])

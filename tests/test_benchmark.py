@@ -183,3 +183,37 @@ def test_baseline_without_torchrun_is_a_user_error(tiny_run, tmp_path):
     process = run_script("scripts/benchmark.py", *TINY, "--config", "amp=none", "--baseline", single_json,
                          cwd=tmp_path, timeout=120)
     assert process.returncode == 2 and "--baseline" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_testpy_speed_times_whole_test_runs_and_compares_their_pictures(tmp_path):
+    work = tmp_path / "work"
+    process = run_script("scripts/benchmarks/testpy_speed.py", "--images", "3", "--size", "32", "--netG",
+                         "resnet_6blocks", "--ngf", "4", "--rounds", "1", "--threads", "1", "--workdir", work,
+                         "--configs", "serial=--num_threads 0", "bf16=--amp bf16 --batch_size 2", cwd=tmp_path,
+                         timeout=600)
+    assert process.returncode == 0, process.stderr
+    records = bench_records(process.stdout)
+    assert [(r["config"], r["code"]) for r in records] == [("serial", "now"), ("bf16", "now")]
+    for record in records:
+        assert len(record["wall_s_rounds"]) == 1 and record["cpu_s"] > 0 and record["threads"] == 1
+        assert record["img_s"] == pytest.approx(3 / record["wall_s"])
+        assert (record["images"], record["size"], record["netG"], record["ngf"]) == (3, 32, "resnet_6blocks", 4)
+    assert records[0]["speedup_vs_first"] == 1.0
+    assert records[0]["max_level_difference"] == 0 < records[1]["max_level_difference"]  # bf16 rounds differently
+    assert len(list((work / "photos").glob("*.jpg"))) == 3 and "img/s" in process.stdout.split("BENCH ")[0]
+
+
+def test_testpy_speed_exports_an_earlier_revision_and_refuses_unknown_ones(tmp_path):
+    from scripts.benchmarks import testpy_speed
+    testpy_speed.export_revision("HEAD", str(tmp_path / "head"))
+    assert (tmp_path / "head" / "test.py").is_file() and (tmp_path / "head" / "engine").is_dir()
+    with pytest.raises(UserError, match="--before no-such-revision: git archive failed"):
+        testpy_speed.export_revision("no-such-revision", str(tmp_path / "none"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_testpy_speed_on_cuda_without_cuda_is_one_error_line(capsys):
+    from scripts.benchmarks import testpy_speed
+    with pytest.raises(SystemExit) as exit_info:
+        testpy_speed.main(["--device", "cuda"])
+    assert exit_info.value.code == 2 and "error: --device cuda: CUDA is not available here" in capsys.readouterr().err

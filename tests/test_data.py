@@ -14,7 +14,7 @@ from PIL import Image
 import data
 from conftest import REPO_ROOT, write_images
 from data.aligned_dataset import AlignedDataset
-from data.base_dataset import BaseDataset, get_params, get_transform, size_before_crop
+from data.base_dataset import BaseDataset, get_params, get_transform, size_before_crop, to_signed_tensor
 from data.image_folder import make_dataset
 from data.image_io import load_image
 from data.single_dataset import SingleDataset
@@ -70,6 +70,16 @@ def test_none_at_test_time_keeps_size_and_pixels():
     assert torch.allclose(tensor, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_tensors_are_those_of_torchvision_to_tensor_and_normalize(mode):
+    from torchvision import transforms  # what the original tool converts with; no longer imported by the tool
+    image = picture(45, 38).convert(mode)
+    expected = transforms.Normalize([0.5] * len(mode), [0.5] * len(mode))(transforms.ToTensor()(image))
+    tensor = to_signed_tensor(image)
+    assert tensor.dtype == torch.float32 and tensor.shape == (len(mode), 38, 45)
+    assert torch.allclose(tensor, expected, rtol=0, atol=1e-7)
+
+
 @pytest.mark.parametrize("preprocess", ["crop", "resize_and_crop", "scale_width_and_crop"])
 def test_small_image_is_upscaled_before_cropping(preprocess):
     opt = make_opt(".", preprocess=preprocess, load_size=20, crop_size=32)
@@ -85,7 +95,7 @@ def test_flip_follows_params_and_no_flip():
     flipped = get_transform(make_opt(".", **base), params={"crop_pos": (0, 0), "flip": True})(image)
     kept = get_transform(make_opt(".", **base), params={"crop_pos": (0, 0), "flip": False})(image)
     assert torch.equal(flipped, plain.flip(-1)) and torch.equal(kept, plain)
-    torch.manual_seed(0)
+    random.seed(0)
     randomly = [torch.equal(get_transform(make_opt(".", **base))(image), plain) for _ in range(40)]
     assert 5 < sum(randomly) < 35
 

@@ -86,6 +86,17 @@ def test_r1_every_without_r1_gamma_is_noted(tmp_path, capsys, flags, noted):
     assert (note in capsys.readouterr().err) == noted
 
 
+@pytest.mark.parametrize("flags, noted", [(["--norm", "batch", "--batch_size", "4"], True),
+                                           (["--norm", "batch", "--batch_size", "4", "--eval"], False),
+                                           (["--norm", "batch"], False), (["--batch_size", "4"], True),
+                                           (["--norm", "instance", "--batch_size", "4"], False)])
+def test_batch_norm_test_batches_without_eval_are_noted(tmp_path, capsys, flags, noted):
+    # pix2pix's default --norm is batch.
+    parse_test(tmp_path, "--model", "pix2pix", *flags)
+    note = "note: --norm batch without --eval normalises each test batch by its own statistics"
+    assert (note in capsys.readouterr().err) == noted
+
+
 def test_how_many_is_the_old_num_test(tmp_path, capsys):
     assert parse_test(tmp_path, "--how_many", "9").num_test == 9
     assert "--how_many is an old name" in capsys.readouterr().err

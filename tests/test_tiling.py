@@ -2,17 +2,21 @@
 inference, shared normalisation statistics, the flags and their mistakes, every model test.py runs."""
 import re
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from conftest import run_script, side_by_side, write_images
+from data.base_dataset import to_signed_tensor
+from data.image_io import load_image
 from models import create_model
 from models.generators import define_G
 from models.size_padding import attach_size_padding
 from models.tiling import TiledForward, attach_tiling, axis_weights, tile_starts
 from options.test_options import TestOptions
 from util.errors import UserError
+from util.util import tensor2im
 
 # How far a pixel of resnet_6blocks' output sees into its input: 12 3x3 convs at a quarter of the
 # resolution (48 px), the two 7x7 convs, the stride-2 and transposed convs (58 px, measured), rounded up.
@@ -246,6 +250,30 @@ def test_test_py_translates_in_tiles_end_to_end(tmp_path):
     assert sizes["img_000_fake_A.png"] == sizes["img_000_rec_B.png"] == (90, 130)
     options = (tmp_path / "ck" / "tiny" / "test_opt.txt").read_text()
     assert re.search(r"tile: 64\s", options) and re.search(r"preprocess: none\s", options)
+
+
+def test_test_py_tiles_batches_as_it_tiles_each_image_alone(tmp_path):
+    """test.py --tile with --batch_size 2: images of one size share a batch and its tiles (another size
+    goes in its own batch), and each result is the one its image gets tiled alone."""
+    torch.manual_seed(0)
+    net = define_G(3, 3, 8, "resnet_6blocks", "instance", False, "normal", 0.02).eval()
+    (tmp_path / "ck" / "tiny").mkdir(parents=True)
+    torch.save(net.state_dict(), tmp_path / "ck" / "tiny" / "latest_net_G.pth")
+    paths = write_images(tmp_path / "data", 3, size=(72, 56)) + write_images(tmp_path / "data", 1, prefix="small")
+    result = run_script("test.py", "--dataroot", tmp_path / "data", "--name", "tiny", "--model", "test", "--no_dropout",
+                        "--checkpoints_dir", tmp_path / "ck", "--results_dir", tmp_path / "results", "--netG",
+                        "resnet_6blocks", "--ngf", "8", "--num_threads", "0", "--gpu_ids", "-1", "--batch_size", "2",
+                        "--tile", "32", "--tile_overlap", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    attach_size_padding(net, net.size_multiple)
+    attach_tiling(net, 32, 8, "image")
+    for path in paths:
+        image = to_signed_tensor(load_image(path))
+        with torch.inference_mode():
+            alone = tensor2im(net(image[None]))
+        batched = np.asarray(Image.open(tmp_path / "results" / "tiny" / "test_latest" / "images" / f"{path.stem}_fake.png"))
+        # Batched convolutions may round a float's last bit differently: a picture level may differ by one.
+        assert batched.shape == alone.shape and np.abs(batched.astype(int) - alone).max() <= 1, path.name
 
 
 def test_the_tile_benchmark_prints_memory_and_psnr(tmp_path):

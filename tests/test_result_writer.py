@@ -1,0 +1,233 @@
+"""test.py at speed: result pictures written by background threads (the same files, 8 or 16 bits, errors
+in one line, nothing lost on Ctrl-C), batches and loader workers giving the serial path's results, --amp
+bf16 and --compile applied at test time."""
+import contextlib
+import errno
+import functools
+import io
+import re
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_script, write_images
+from data.base_dataset import to_signed_tensor
+from data.image_io import load_image
+from engine import result_writer
+from engine.html import result_row, write_result_images
+from engine.result_writer import ResultWriter
+from models import create_model
+from models.generators import define_G
+from options.test_options import TestOptions
+from util.errors import exit_on_user_error
+
+LABELS = ("real", "fake")
+
+
+def visuals(seed):
+    """The visuals of one input: label -> (3, 12, 16) tensor in [-1, 1]."""
+    generator = torch.Generator().manual_seed(seed)
+    return {label: torch.rand(3, 12, 16, generator=generator) * 2 - 1 for label in LABELS}
+
+
+def pixels(path):
+    return np.asarray(Image.open(path))
+
+
+def png_bit_depth(path):
+    """The bits per channel a PNG file declares (its IHDR chunk's bit depth byte)."""
+    return path.read_bytes()[24]
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_the_writer_writes_the_files_of_the_serial_path_and_returns_their_rows(tmp_path, bits):
+    serial, threaded = tmp_path / "serial", tmp_path / "threaded"
+    serial.mkdir()
+    threaded.mkdir()
+    rows = []
+    with ResultWriter(threaded, aspect_ratio=2.0, bits=bits, threads=3, max_pending=2) as writer:
+        for index in range(7):
+            rows.append(writer.submit(visuals(index), f"img_{index}"))
+            assert write_result_images(serial, visuals(index), f"in/img_{index}.png", 2.0, bits=bits) == rows[-1]
+    assert rows == [result_row(f"img_{index}", LABELS) for index in range(7)]  # in submission order
+    assert sorted(path.name for path in threaded.iterdir()) == sorted(path.name for path in serial.iterdir())
+    for path in serial.iterdir():
+        assert path.read_bytes() == (threaded / path.name).read_bytes()
+    assert pixels(serial / "img_0_fake.png").shape == (12, 32, 3)  # --aspect_ratio 2 applied
+    assert png_bit_depth(threaded / "img_0_fake.png") == bits
+
+
+def fail_at(names, error):
+    """A stand-in for write_result_images that raises `error` for the inputs named in `names` and writes
+    the others."""
+    def write(image_dir, visuals, image_path, aspect_ratio, name, bits):
+        if name in names:
+            raise error
+        return write_result_images(image_dir, visuals, image_path, aspect_ratio, name, bits)
+    return write
+
+
+def test_a_failed_write_is_raised_in_the_caller_and_ends_the_writing(tmp_path, monkeypatch):
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "img_1_real.png"))
+    monkeypatch.setattr(result_writer, "write_result_images", fail_at({"img_1"}, full))
+    with pytest.raises(OSError) as raised:
+        with ResultWriter(tmp_path, threads=1, max_pending=1) as writer:
+            for index in range(50):  # raised at a submit once the writer has met the failure, else at the end
+                writer.submit(visuals(index), f"img_{index}")
+    assert raised.value is full
+    assert (tmp_path / "img_0_fake.png").is_file()
+    assert not any(thread.is_alive() for thread in writer._threads)
+    assert len(list(tmp_path.glob("*.png"))) < 50 * len(LABELS)  # the writing stopped at the failure
+
+
+def test_a_read_only_folder_met_by_the_writer_is_one_error_line_and_status_2(tmp_path, monkeypatch, capsys):
+    refused = OSError(errno.EROFS, "Read-only file system", str(tmp_path / "img_0_real.png"))
+    monkeypatch.setattr(result_writer, "write_result_images", fail_at({"img_0"}, refused))
+
+    @exit_on_user_error
+    def test_main():
+        with ResultWriter(tmp_path) as writer:
+            writer.submit(visuals(0), "img_0")
+
+    with pytest.raises(SystemExit) as exit_info:
+        test_main()
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and re.fullmatch(r"error: could not write .*img_0_real\.png \(Read-only file system\); "
+                                            r"free disk space, raise the quota or fix the folder's permissions "
+                                            r"\(files written before are kept\)", lines[0]), lines
+
+
+def test_ctrl_c_in_the_caller_still_writes_everything_handed_over(tmp_path, monkeypatch):
+    release = threading.Event()
+
+    def slow_write(*args):
+        release.wait()
+        return write_result_images(*args)
+
+    monkeypatch.setattr(result_writer, "write_result_images", slow_write)
+    with pytest.raises(KeyboardInterrupt):
+        with ResultWriter(tmp_path, threads=1, max_pending=4) as writer:
+            for index in range(4):
+                writer.submit(visuals(index), f"img_{index}")
+            threading.Timer(0.2, release.set).start()
+            raise KeyboardInterrupt
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        f"img_{index}_{label}.png" for index in range(4) for label in LABELS)
+    assert not any(thread.is_alive() for thread in writer._threads)
+
+
+def test_submit_waits_while_max_pending_inputs_are_queued(tmp_path, monkeypatch):
+    release = threading.Event()
+    monkeypatch.setattr(result_writer, "write_result_images", lambda *args: release.wait())
+    with ResultWriter(tmp_path, threads=1, max_pending=1) as writer:
+        writer.submit(visuals(0), "img_0")  # being written (held back)
+        writer.submit(visuals(1), "img_1")  # queued
+        third = threading.Thread(target=writer.submit, args=(visuals(2), "img_2"))
+        third.start()
+        third.join(timeout=0.5)
+        waiting = third.is_alive()
+        release.set()
+        third.join()
+    assert waiting
+
+
+TEST_FLAGS = ["--model", "test", "--no_dropout", "--netG", "resnet_6blocks", "--ngf", "8", "--crop_size", "32",
+              "--gpu_ids", "-1", "--name", "random"]
+
+
+@pytest.fixture(scope="module")
+def random_generator(tmp_path_factory):
+    """A folder of 32 px inputs and a checkpoints folder whose run `random` holds a generator of random
+    weights: (inputs, checkpoints, the generator)."""
+    top = tmp_path_factory.mktemp("random")
+    inputs = top / "inputs"
+    write_images(inputs, 5, size=(32, 32), seed=7)
+    torch.manual_seed(0)
+    net = define_G(3, 3, 8, "resnet_6blocks", "instance", False, "normal", 0.02).eval()
+    (top / "ck" / "random").mkdir(parents=True)
+    torch.save(net.state_dict(), top / "ck" / "random" / "latest_net_G.pth")
+    return inputs, top / "ck", net
+
+
+def test_batches_loader_workers_and_writer_threads_give_the_serial_results(tmp_path, random_generator):
+    inputs, checkpoints, net = random_generator
+    result = run_script("test.py", "--dataroot", inputs, "--checkpoints_dir", checkpoints, "--results_dir",
+                        tmp_path, *TEST_FLAGS, "--batch_size", "3", "--num_threads", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "random" / "test_latest"
+    stems = [f"img_{index:03d}" for index in range(5)]
+    assert sorted(path.name for path in (out / "images").iterdir()) == sorted(
+        f"{stem}_{label}.png" for stem in stems for label in LABELS)
+    assert re.findall(r"<h3>([^<]*)</h3>", (out / "index.html").read_text()) == stems  # file order
+    for stem in stems:  # the serial path: one image at a time, written in this thread
+        image = to_signed_tensor(load_image(inputs / f"{stem}.png"))
+        with torch.inference_mode():
+            fake = net(image[None])[0]
+        write_result_images(tmp_path, {"real": image, "fake": fake}, f"{stem}.png")
+        assert np.array_equal(pixels(out / "images" / f"{stem}_real.png"), pixels(tmp_path / f"{stem}_real.png"))
+        # Batched convolutions may round the last bit of a float differently than single ones: a picture
+        # level may then differ by one.
+        difference = pixels(out / "images" / f"{stem}_fake.png").astype(int) - pixels(tmp_path / f"{stem}_fake.png")
+        assert np.abs(difference).max() <= 1 and np.mean(difference != 0) < 0.01
+
+
+def sixteen_bit_pixels(path):
+    """The 16-bit values of a 16-bit PNG (Pillow alone would keep the high bytes of RGB ones)."""
+    return np.rint(np.asarray(load_image(path, "RGB"), np.float64) * 65535).astype(np.int64)
+
+
+def test_16_bit_results_come_through_batches_and_writer_threads(tmp_path, random_generator):
+    inputs, checkpoints, net = random_generator
+    result = run_script("test.py", "--dataroot", inputs, "--checkpoints_dir", checkpoints, "--results_dir",
+                        tmp_path, *TEST_FLAGS, "--batch_size", "2", "--num_threads", "0", "--output_bits", "16",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    images = tmp_path / "random" / "test_latest" / "images"
+    assert len(list(images.iterdir())) == 5 * len(LABELS)
+    for index in range(5):  # the serial path: one image at a time, written in this thread
+        stem = f"img_{index:03d}"
+        image = to_signed_tensor(load_image(inputs / f"{stem}.png"))
+        with torch.inference_mode():
+            fake = net(image[None])[0]
+        write_result_images(tmp_path, {"real": image, "fake": fake}, f"{stem}.png", bits=16)
+        assert png_bit_depth(images / f"{stem}_real.png") == png_bit_depth(images / f"{stem}_fake.png") == 16
+        assert np.array_equal(sixteen_bit_pixels(images / f"{stem}_real.png"), sixteen_bit_pixels(tmp_path / f"{stem}_real.png"))
+        # Batched convolutions may round the last bit of a float differently than single ones (see above):
+        # at 16 bits a level of 65535 may then differ by one or two (one was measured).
+        difference = sixteen_bit_pixels(images / f"{stem}_fake.png") - sixteen_bit_pixels(tmp_path / f"{stem}_fake.png")
+        assert np.abs(difference).max() <= 2 and np.mean(difference != 0) < 0.05
+
+
+def built_test_model(tmp_path, checkpoints, *flags):
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TestOptions().parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(checkpoints),
+                                   "--results_dir", str(tmp_path), *TEST_FLAGS, *flags])
+    model = create_model(opt)
+    model.eval()
+    return model
+
+
+def fake_of(model, net, images):
+    model.netG.load_state_dict(net.state_dict())
+    model.set_input({"A": images, "A_paths": ["a", "b"]})
+    model.test()
+    return model.fake.float()
+
+
+def test_bf16_and_compile_apply_at_test_time(tmp_path, random_generator, monkeypatch):
+    _, checkpoints, net = random_generator
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    fp32 = fake_of(built_test_model(tmp_path, checkpoints), net, images)
+    bf16 = fake_of(built_test_model(tmp_path, checkpoints, "--amp", "bf16"), net, images)
+    difference = (bf16 - fp32).abs()
+    # bfloat16 keeps 8 bits of mantissa: the outputs move by bf16's rounding noise, not more.
+    assert 0 < difference.mean() < 0.02 and difference.max() < 0.15
+    # The compiler's own backend takes minutes on a CPU; aot_eager traces the same graph in seconds.
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    compiled = built_test_model(tmp_path, checkpoints, "--compile")
+    assert "forward" in vars(compiled.netG)  # the compiled forward replaced the module's own
+    assert torch.allclose(fake_of(compiled, net, images), fp32, atol=1e-5)
