@@ -78,7 +78,9 @@ def main(argv=None):
             visuals = model.get_current_visuals()
             if collector:
                 collector.add(visuals, batch)
-            on_host = {label: images.detach().cpu() for label, images in visuals.items()}  # one copy per batch
+            # One host copy per batch (none on the CPU): the writer threads may read these tensors later,
+            # which is safe because each batch's visuals are new tensors, never written into again.
+            on_host = {label: images.detach().cpu() for label, images in visuals.items()}
             for index, path in enumerate(model.get_image_paths()):
                 rows.append((path, writer.submit(split_visuals(on_host, index), names[path])))
             bar.update(len(model.get_image_paths()) * opt.runtime.world_size)
