@@ -1,6 +1,7 @@
-"""Layers that waste no work under --amp bf16 on the CPU (models/reflection_pad.py): in fp32 they compute
-what torch's own layers compute, bit for bit; under autocast the same forward values and gradients
-within bf16's rounding, without converting feature maps between dtypes."""
+"""Layers that waste no work under --amp bf16 on the CPU (models/reflection_pad.py, models/norms.py): in
+fp32 they compute what torch's own layers compute, bit for bit; under autocast the same forward values
+and gradients within bf16's rounding, without converting activations between dtypes or copying
+gradients."""
 import copy
 
 import pytest
@@ -122,3 +123,15 @@ def test_under_autocast_the_padding_gradient_is_pytorchs_in_fewer_passes():
     x64 = torch.randn(1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.autograd.gradgradcheck(lambda t: ReflectionPad2d(padding)(t), (x64,))
+
+
+@pytest.mark.parametrize("norm, copies", [(InstanceNorm2d, False), (nn.InstanceNorm2d, True)])
+def test_instance_norm_of_one_image_lets_the_inplace_relu_after_it_copy_no_gradient(norm, copies):
+    """Torch's instance norm returns a view, and an in-place ReLU on a view makes autograd copy the
+    gradient in backward (clone, as_strided); ours returns batch norm's own tensor when training on one image."""
+    layers = nn.Sequential(norm(8), nn.ReLU(inplace=True))
+    x = torch.randn(1, 8, 16, 16, requires_grad=True)
+    with RecordedOps() as recorded:
+        layers(x).sum().backward()
+    names = {name for name, _ in recorded.calls}
+    assert bool(names & {"clone", "copy_", "as_strided"}) == copies
