@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .reflection_pad import reflect_pad
+
 
 def binomial_filter(taps, channels, gain=1.0):
     """The 2-d blur kernel of the 1-d binomial row `taps` (e.g. [1, 2, 1]), normalised to sum to
@@ -35,7 +37,7 @@ class BlurDownsample(nn.Module):
         self.register_buffer("filt", binomial_filter([1.0, 2.0, 1.0], channels))
 
     def forward(self, x):
-        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        padded = reflect_pad(x, [1, 1, 1, 1])
         return F.conv2d(padded, self.filt, stride=2, groups=x.shape[1])
 
 

@@ -108,7 +108,7 @@ class BaseModel(ABC):
         return self.runtime.autocast()
 
     def make_optimizer(self, parameters):
-        """Adam with --lr and --beta1 (the fused kernel on CUDA), registered with its loss scaler."""
+        """Adam with --lr and --beta1 (the fused kernel on CUDA and under --amp), registered with its loss scaler."""
         opt = self.opt
         optimizer = torch.optim.Adam(parameters, lr=opt.lr, betas=(opt.beta1, 0.999), fused=self.runtime.fused_adam)
         self.optimizers.append(optimizer)

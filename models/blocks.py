@@ -12,13 +12,15 @@ import torch.nn as nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
+from .reflection_pad import ReflectionPad2d
+
 RESBLOCK_CHOICES = ("original", "basic", "bottleneck", "gated")
 UPSAMPLE_CHOICES = ("transpose", "resize")
 
 
 def padded_conv3x3(in_channels, out_channels, use_bias):
     """[ReflectionPad2d(1), 3x3 conv]: a 3x3 convolution that keeps the image size."""
-    return [nn.ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3, bias=use_bias)]
+    return [ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3, bias=use_bias)]
 
 
 
@@ -123,10 +125,10 @@ class GatedBlock(nn.Module):
         super().__init__()
         first, gate = nn.Conv2d(dim, dim, 3), nn.Conv2d(dim, 2 * dim, 3)
         gate.initial_scale = 0.1  # read by models.initialization.init_weights
-        layers = [nn.ELU(), nn.ReflectionPad2d(1), weight_norm(first), nn.ELU()]
+        layers = [nn.ELU(), ReflectionPad2d(1), weight_norm(first), nn.ELU()]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), weight_norm(gate)]
+        layers += [ReflectionPad2d(1), weight_norm(gate)]
         self.gated_block = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -167,10 +169,11 @@ class ResizeConv2d(nn.Module):
     def __init__(self, in_channels, out_channels, use_bias):
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode="reflect", bias=use_bias)
+        self.pad = ReflectionPad2d(1)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, bias=use_bias)
 
     def forward(self, x):
-        return self.conv(self.upsample(x))
+        return self.conv(self.pad(self.upsample(x)))
 
 
 def upsampling_layer(kind, in_channels, out_channels, kernel_size, use_bias):

@@ -25,6 +25,7 @@ from .discriminators import define_D
 from .generators import GENERATOR_OPTION_DEFAULTS
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
+from .reflection_pad import ReflectionPad2d
 
 CUT_GENERATORS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
 
@@ -45,7 +46,7 @@ class CUTResnetGenerator(nn.Module):
         super().__init__()
         self.input_nc = input_nc
         use_bias = uses_bias(norm_layer)
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
+        layers = [ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
         for i in range(2):
             width = ngf * 2 ** i
             stride = 2 if no_antialias else 1
@@ -61,7 +62,7 @@ class CUTResnetGenerator(nn.Module):
             else:
                 layers += [BlurUpsample(width), nn.Conv2d(width, width // 2, 3, padding=1, bias=use_bias)]
             layers += [norm_layer(width // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        layers += [ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):

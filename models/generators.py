@@ -25,6 +25,7 @@ from .blocks import (
 )
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
+from .reflection_pad import ReflectionPad2d
 
 GENERATOR_CHOICES = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 # The generator options of ours beyond the original tool's, with their defaults (the original networks).
@@ -50,7 +51,7 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         self.output = output_kind(residual_output, affine_output)
         use_bias = uses_bias(norm_layer)
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
+        layers = [ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
         for i in range(2):
             width = ngf * 2 ** i
             layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=use_bias),
@@ -59,7 +60,7 @@ class ResnetGenerator(nn.Module):
         for i in range(2):
             width = ngf * 2 ** (2 - i)
             layers += [upsampling_layer(upsample, width, width // 2, 3, use_bias), norm_layer(width // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, last_layer_channels(output_nc, affine_output), 7)]
+        layers += [ReflectionPad2d(3), nn.Conv2d(ngf, last_layer_channels(output_nc, affine_output), 7)]
         if self.output == "image":
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)

@@ -98,8 +98,11 @@ class Runtime(Launch):
 
     @property
     def fused_adam(self):
-        """Adam's `fused` argument: the fused kernel on CUDA, PyTorch's default (None) elsewhere."""
-        return True if self.device.type == "cuda" else None
+        """Adam's `fused` argument: the fused kernel on CUDA and under --amp, PyTorch's default (None) for
+        fp32 on the CPU. The fused kernel updates the fp32 weights in one pass instead of seven (a third of
+        the optimiser's time on a CPU); its rounding differs in fp32's last bit, far below bf16's noise, so
+        fp32 CPU runs keep the default kernel and stay the same bit for bit."""
+        return True if self.device.type == "cuda" or self.amp_dtype is not None else None
 
     @property
     def pin_memory(self):

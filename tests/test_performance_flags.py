@@ -57,6 +57,8 @@ def test_mixed_precision_trains_every_parameter_with_fp32_losses(tmp_path, flags
     assert all(getattr(model, "loss_" + name).dtype == torch.float32 for name in model.loss_names)
     assert all(p.dtype == torch.float32 for net in model.networks().values() for p in net.parameters())
     assert bool(model.losses_finite())
+    # The fused Adam under --amp; PyTorch's default in fp32 on the CPU, whose results it keeps bit for bit.
+    assert [o.defaults["fused"] for o in model.optimizers + fp32.optimizers] == [True] * 2 + [None] * 2
 
 
 def test_bf16_stays_close_to_fp32(tmp_path):

@@ -47,7 +47,8 @@ def test_a_lone_process_on_the_cpu():
     runtime = decide({}, "-1")
     assert place(runtime) == (0, 0, 1, True, False)
     assert runtime.device == torch.device("cpu") and runtime.gpu_ids == () and runtime.backend == "gloo"
-    assert not runtime.pin_memory and runtime.fused_adam is None
+    assert not runtime.pin_memory and runtime.fused_adam is None  # fp32: PyTorch's default Adam, bit for bit
+    assert runtime.with_amp("bf16").fused_adam
     assert runtime.amp_dtype is None and not runtime.needs_grad_scaler
     assert decide({}, None) == runtime  # no --gpu_ids and no GPU: the CPU
 
