@@ -203,13 +203,13 @@ class Trainer:
 
 def output_visuals(model):
     """The visuals of the current batch, from the generators whose outputs the user sees: with --ema_decay
-    their averages run on the batch once more (leaving training as it was: random streams and buffers
-    put back); otherwise those of the training step."""
+    their averages run on the batch once more, identity images included (leaving training as it was:
+    random streams and buffers put back); otherwise those of the training step."""
     if not model.outputs_from_averages():
         model.compute_visuals()
         return model.get_current_visuals()
     with model.generators_for_outputs(), training_untouched(model):
-        model.test()
+        model.test(training_visuals=True)
     return model.get_current_visuals()
 
 

@@ -250,11 +250,19 @@ class BaseModel(ABC):
         for net in self.networks().values():
             net.eval()
 
-    def test(self):
-        """Forward pass without gradients, for test.py and for visuals."""
+    def test(self, training_visuals=False):
+        """Forward pass without gradients, for test.py and for visuals. training_visuals: also compute the
+        visuals that only a training step makes (see forward_training_visuals)."""
         with torch.inference_mode(), self.autocast():
             self.forward()
+            if training_visuals:
+                self.forward_training_visuals()
             self.compute_visuals()
+
+    def forward_training_visuals(self):  # noqa: B027 - an optional hook, not an abstract method
+        """Compute, with the current generators, the visuals that a training step makes besides `forward`'s
+        (CycleGAN's and CUT's identity images), so that the generators' averages can show them too; none
+        by default."""
 
     def tile_generators(self, tile, overlap, statistics):
         """From now on every generator translates in tiles of `tile` px overlapping by `overlap` px,

@@ -207,6 +207,11 @@ class CUTModel(BaseModel):
         """A -> B: what test.py and the evaluation during training run."""
         self.fake_B = self.netG(self.real_A)
 
+    def forward_training_visuals(self):
+        """The identity image idt_B = G(B) (with --nce_idt)."""
+        if self.nce_idt:
+            self.idt_B = self.netG(self.real_B)
+
     def training_forward(self):
         """G on A (and B for the identity NCE) in one batch as the official code runs it (so batch
         norm sees both), or in two when --preprocess none gives them other sizes; mirrored left-right

@@ -44,12 +44,12 @@ class CycleGANModel(BaseModel):
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
         if self.isTrain and opt.r1_gamma > 0:
             self.loss_names += ["D_A_R1", "D_B_R1"]  # each the penalty's value when last computed
-        use_identity = self.isTrain and opt.lambda_identity > 0.0
-        self.visual_names = ["real_A", "fake_B", "rec_A"] + (["idt_B"] if use_identity else []) + \
-                            ["real_B", "fake_A", "rec_B"] + (["idt_A"] if use_identity else [])
+        self.use_identity = self.isTrain and opt.lambda_identity > 0.0
+        self.visual_names = ["real_A", "fake_B", "rec_A"] + (["idt_B"] if self.use_identity else []) + \
+                            ["real_B", "fake_A", "rec_B"] + (["idt_A"] if self.use_identity else [])
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
         self.generator_names = ["G_A", "G_B"]
-        if use_identity and opt.input_nc != opt.output_nc:
+        if self.use_identity and opt.input_nc != opt.output_nc:
             raise UserError(f"the identity loss needs --input_nc ({opt.input_nc}) equal to --output_nc "
                             f"({opt.output_nc}); make them equal or pass --lambda_identity 0")
         dropout = not opt.no_dropout
@@ -81,6 +81,12 @@ class CycleGANModel(BaseModel):
         self.rec_A = self.netG_B(self.fake_B)
         self.fake_A = self.netG_B(self.real_B)
         self.rec_B = self.netG_A(self.fake_A)
+
+    def forward_training_visuals(self):
+        """The identity images idt_A = G_A(B) and idt_B = G_B(A) (with the identity loss on)."""
+        if self.use_identity:
+            self.idt_A = self.netG_A(self.real_B)
+            self.idt_B = self.netG_B(self.real_A)
 
     def discriminator_loss(self, netD, real, fake):
         """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)) (+ gradient penalty for wgangp), every image

@@ -158,6 +158,35 @@ def test_visuals_come_from_the_averages_and_leave_training_alone(tmp_path, raw_w
                                                  weights_of(model.averaged_networks()["G_A"]).values()))
 
 
+IDENTITY_VISUALS = {"cycle_gan": {"idt_A": ("G_A", "real_B"), "idt_B": ("G_B", "real_A")},
+                    "cut": {"idt_B": ("G", "real_B")}}  # visual -> (generator, its input)
+
+
+@pytest.mark.parametrize("raw_weights", [False, True], ids=["averages", "raw"])
+@pytest.mark.parametrize("model_flags", [["--model", "cycle_gan", "--lambda_identity", "0.5"],
+                                         ["--model", "cut", "--nce_idt", "--netF_nc", "16", "--num_patches", "16"]],
+                         ids=["cycle_gan", "cut"])
+def test_identity_visuals_come_from_the_weights_of_the_other_visuals(tmp_path, model_flags, raw_weights):
+    model = build_model(tmp_path, *model_flags, "--ema_decay", "0.9", *(["--raw_weights"] if raw_weights else []))
+    calls = {name: 0 for name in model.averaged_networks()}
+    for name, average in model.averaged_networks().items():
+        average.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    model.set_input(a_batch())
+    model.optimize_parameters()
+    assert set(calls.values()) == {0}  # a training step without visuals runs no average
+    identity = IDENTITY_VISUALS[model_flags[1]]
+    trained = {label: getattr(model, label).detach().clone() for label in identity}
+    raw, rng = {name: weights_of(net) for name, net in model.generators().items()}, torch.get_rng_state()
+    visuals = train.output_visuals(model)
+    assert torch.equal(torch.get_rng_state(), rng)  # training goes on as without visuals
+    assert all(same(raw[name], weights_of(net)) for name, net in model.generators().items())
+    for label, (generator, source) in identity.items():
+        with torch.no_grad():
+            from_average = model.averaged_networks()[generator](getattr(model, source))
+        assert not torch.allclose(from_average, trained[label], atol=1e-4)
+        assert torch.allclose(visuals[label], trained[label] if raw_weights else from_average, atol=1e-6), label
+
+
 def test_a_state_without_averages_starts_them_from_the_weights(tmp_path):
     plain = build_model(tmp_path)
     plain.set_input(a_batch())
