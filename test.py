@@ -25,7 +25,7 @@ from engine.result_writer import ResultWriter
 from metrics.registry import parse_metric_names
 from metrics.report import REFERENCE, compute_metrics, report_lines, save_metrics
 from models import checkpoint, create_model
-from options.base_options import architecture_summary, require_writable_folder, trained_ema_decay
+from options.base_options import architecture_summary, require_writable_folder
 from options.test_options import TestOptions
 from util.errors import exit_on_user_error
 from util.progress import progress_bar
@@ -55,7 +55,7 @@ def main(argv=None):
         model.tile_generators(opt.tile, opt.tile_overlap, opt.tile_statistics)
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     loaded = checkpoint.load_networks(model, save_dir, checkpoint.load_prefix(opt), architecture_summary(opt),
-                                      opt.raw_weights, trained_ema_decay(save_dir))
+                                      opt.raw_weights)
     web_dir = result_dir(opt)
     require_writable_folder(web_dir, "--results_dir", opt.results_dir)  # before the model runs
     print(model.describe_networks(opt.verbose))

@@ -5,11 +5,15 @@ Files are plain state_dicts of CPU tensors (written with util.atomic_files). Loa
 its published generators) and explain a mismatch instead of dumping a state_dict error. A run with
 --ema_decay saves each generator's averaged (EMA) weights under the usual name, so that any test.py,
 the original's included, picks them, and its raw weights beside them as <prefix>_net_<name>_raw.pth.
+The averages' file carries a mark with the decay in the state_dict's `_metadata` (where PyTorch keeps
+its per-module versions; loading ignores it, the original tool deletes it), so that what a file holds
+is told by the file itself, not by train_opt.txt, which a later run of the experiment rewrites.
 """
 import glob
 import os
 import pickle
 import re
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -21,6 +25,9 @@ from .generators import infer_generator_flags
 _STALE_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # left by DataParallel/DDP and torch.compile
 RAW_SUFFIX = "_raw"  # <prefix>_net_<name>_raw.pth: a generator's raw weights beside its EMA weights
+# The _metadata key of the averages' mark: load_state_dict looks up module names there, and no module
+# name ends with a dot.
+AVERAGE_MARK = "ema."
 
 
 def checkpoint_path(save_dir, prefix, net_name):
@@ -36,23 +43,39 @@ def network_weights(model):
     """file name part -> state_dict as CPU tensors with clean names: what the weights files of a save of
     `model` hold (see weights_by_file)."""
     return weights_by_file({name: _cpu_weights(net) for name, net in model.networks().items()},
-                           {name: _cpu_weights(net) for name, net in model.averaged_networks().items()})
+                           {name: _cpu_weights(net) for name, net in model.averaged_networks().items()},
+                           model.average.decay if model.average else None)
 
 
-def weights_by_file(networks, averaged):
+def weights_by_file(networks, averaged, decay):
     """The weights files' contents, by the name part of each file: every network of `networks` (name ->
     state_dict) under its name, except that a generator with an average in `averaged` (name -> state_dict
-    of its EMA copy) has the average under its name and its own weights under <name>_raw."""
+    of its EMA copy) has the average, marked with `decay` (see mark_average), under its name and its own
+    weights under <name>_raw."""
     files = dict(networks)
     for name, state in averaged.items():
         files[name + RAW_SUFFIX] = networks[name]
-        files[name] = state
+        files[name] = mark_average(state, decay)
     return files
 
 
 def state_weights(model_state):
     """weights_by_file of the model part of a training state (see BaseModel.training_state)."""
-    return weights_by_file(model_state["networks"], model_state.get("ema", {}).get("networks", {}))
+    ema = model_state.get("ema", {})
+    return weights_by_file(model_state["networks"], ema.get("networks", {}), ema.get("decay"))
+
+
+def mark_average(state_dict, decay):
+    """A copy of `state_dict` marked as averaged weights of --ema_decay `decay` (see average_decay)."""
+    marked = OrderedDict(state_dict)
+    marked._metadata = OrderedDict({AVERAGE_MARK: {"ema_decay": decay}})
+    return marked
+
+
+def average_decay(state_dict):
+    """The --ema_decay of averaged weights read from a weights file (mark_average), None without the mark."""
+    mark = getattr(state_dict, "_metadata", None) or {}
+    return mark.get(AVERAGE_MARK, {}).get("ema_decay")
 
 
 def weight_files(save_dir, prefixes, weights):
@@ -140,7 +163,8 @@ def require_state_dict(obj, path):
 
 def load_network(net, path, arch_hint=""):
     """Load the weights file `path` into `net` (unwrapped first). arch_hint: the flags `net` was built
-    with, named in the error message when the file does not fit."""
+    with, named in the error message when the file does not fit. Returns what the file holds, as
+    weights_kind does."""
     target = unwrap(net)
     saved = load_state_dict_file(path)
     require_state_dict(saved, path)
@@ -153,51 +177,72 @@ def load_network(net, path, arch_hint=""):
             "pass the architecture flags it was trained with"
         raise UserError(f"{path} does not fit the network built from {arch_hint or 'these flags'} "
                         f"({_mismatch_summary(target, state_dict)}); {fix}")
+    return weights_kind(path, saved)
 
 
-def weights_file(save_dir, prefix, name, raw_weights=False, ema_decay=0.0):
-    """(path, kind) of the file with network `name`'s weights of the save `prefix`; kind: "ema" for a
-    generator's averaged weights, "raw" for weights as trained.
-
-    raw_weights: take the raw weights of a generator saved with an average (its <name>_raw file); ema_decay:
-    the --ema_decay the run was trained with (0: none, so its files hold raw weights). UserError when the
-    raw weights of such a run are asked for and their file is missing.
-    """
-    path, raw_path = checkpoint_path(save_dir, prefix, name), checkpoint_path(save_dir, prefix, name + RAW_SUFFIX)
-    if os.path.isfile(raw_path):
-        return (raw_path, "raw") if raw_weights else (path, "ema")
-    if raw_weights and ema_decay > 0 and os.path.isfile(path):
-        raise UserError(f"no raw weights file {raw_path}: the run was trained with --ema_decay {ema_decay:g}, so "
-                        f"{os.path.basename(path)} holds the averaged (EMA) weights; leave out --raw_weights to use "
-                        "those, or pick an --epoch saved with its raw weights")
-    return path, "ema" if ema_decay > 0 else "raw"
+def raw_weights_path(path):
+    """The file of the raw weights beside the averages in weights file `path`: <prefix>_net_<name>_raw.pth."""
+    return path[:-len(".pth")] + RAW_SUFFIX + ".pth"
 
 
-def describe_weights(loaded, ema_decay=0.0):
-    """Which weights `loaded` ((path, kind) pairs, see weights_file) are, in words, e.g. 'EMA weights
-    (decay 0.999) from latest_net_G_A.pth, latest_net_G_B.pth'. ema_decay: the run's --ema_decay."""
-    labels = {"ema": f"EMA weights (decay {ema_decay:g})" if ema_decay > 0 else "EMA weights", "raw": "raw weights"}
-    parts = []
-    for kind, label in labels.items():
-        files = [os.path.basename(path) for path, file_kind in loaded if file_kind == kind]
-        if files:
-            parts.append(f"{label} from {', '.join(files)}")
-    return "; ".join(parts)
+def weights_kind(path, saved):
+    """(kind, decay) of weights file `path` whose contents are `saved`: ("ema", its --ema_decay) for a
+    generator's averaged weights, ("raw", None) for weights as trained. Told by the file's mark; a file
+    without one holds averages only when raw weights lie beside it (saves of ours made before the mark:
+    their decay is unknown, None)."""
+    decay = average_decay(saved)
+    if decay is not None:
+        return "ema", decay
+    return ("ema", None) if os.path.isfile(raw_weights_path(path)) else ("raw", None)
 
 
-def load_networks(model, save_dir, prefix, arch_hint="", raw_weights=False, ema_decay=0.0):
-    """Load the weights of save `prefix` into each network of `model` (see weights_file for raw_weights and
-    ema_decay); UserError naming what exists if absent. Returns what was loaded, in words (describe_weights)."""
+def weights_file(save_dir, prefix, name, raw_weights=False):
+    """The weights file of network `name` of the save `prefix`: <prefix>_net_<name>.pth, or with
+    raw_weights the raw weights beside it where there are any (<prefix>_net_<name>_raw.pth)."""
+    path = checkpoint_path(save_dir, prefix, name)
+    raw_path = raw_weights_path(path)
+    return raw_path if raw_weights and os.path.isfile(raw_path) else path
+
+
+def describe_weights(loaded):
+    """Which weights `loaded` ((path, kind, decay) of each file, see weights_kind) are, in words, e.g.
+    'EMA weights (decay 0.999) from latest_net_G_A.pth, latest_net_G_B.pth'."""
+    groups = {}
+    for path, kind, decay in loaded:
+        if kind == "raw":
+            label = "raw weights"
+        else:
+            label = f"EMA weights (decay {decay:g})" if decay is not None else "EMA weights"
+        groups.setdefault(label, []).append(os.path.basename(path))
+    return "; ".join(f"{label} from {', '.join(files)}" for label, files in groups.items())
+
+
+def require_raw_weights(path, kind, decay):
+    """UserError when the raw weights were asked for but `path` (kind, decay: see weights_kind) holds a
+    generator's averages whose raw weights file is missing."""
+    if kind == "ema":
+        of_decay = f" of --ema_decay {decay:g}" if decay is not None else ""
+        raise UserError(f"no raw weights file {raw_weights_path(path)}: {os.path.basename(path)} holds the "
+                        f"averaged (EMA) weights{of_decay}; leave out --raw_weights to use those, or pick an --epoch "
+                        "saved with its raw weights")
+
+
+def load_networks(model, save_dir, prefix, arch_hint="", raw_weights=False):
+    """Load the weights of save `prefix` into each network of `model` (the raw weights of generators saved
+    with averages when raw_weights); UserError naming what exists if absent. Returns what was loaded, in
+    words (describe_weights)."""
     loaded = []
     for name, net in model.networks().items():
-        path, kind = weights_file(save_dir, prefix, name, raw_weights, ema_decay)
+        path = weights_file(save_dir, prefix, name, raw_weights)
         if not os.path.isfile(path):
             found = saved_prefixes(save_dir)
             choice = f"saved there: {', '.join(found)}" if found else "nothing is saved there yet; train first"
             raise UserError(f"no checkpoint {path}; pick an existing --epoch/--load_iter ({choice})")
-        load_network(net, path, arch_hint)
-        loaded.append((path, kind))
-    return describe_weights(loaded, ema_decay)
+        kind, decay = load_network(net, path, arch_hint)
+        if raw_weights:
+            require_raw_weights(path, kind, decay)
+        loaded.append((path, kind, decay))
+    return describe_weights(loaded)
 
 
 def load_prefix(opt):

@@ -137,17 +137,6 @@ def read_saved_options(path, parser):
     return values
 
 
-def trained_ema_decay(save_dir):
-    """The --ema_decay that the run in `save_dir` was trained with, read from its train_opt.txt (0 when
-    it had none, or there is no such file)."""
-    path = os.path.join(save_dir, "train_opt.txt")
-    if not os.path.isfile(path):
-        return 0.0
-    reader = argparse.ArgumentParser(add_help=False)
-    reader.add_argument("--ema_decay", type=float, default=0.0)
-    return read_saved_options(path, reader).get("ema_decay", 0.0)
-
-
 def add_raw_weights_flag(group):
     """Add --raw_weights to an argument group (train.py, test.py and scripts/export.py share it)."""
     group.add_argument("--raw_weights", action="store_true",

@@ -30,6 +30,7 @@ from models.checkpoint import (  # noqa: E402
     checkpoint_path,
     describe_weights,
     load_network,
+    require_raw_weights,
     saved_prefixes,
     weights_file,
 )
@@ -43,7 +44,7 @@ from models.generators import (  # noqa: E402
     generator_options,
 )
 from models.norms import NORM_CHOICES  # noqa: E402
-from options.base_options import add_raw_weights_flag, read_saved_options, trained_ema_decay  # noqa: E402
+from options.base_options import add_raw_weights_flag, read_saved_options  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.util import mkdirs  # noqa: E402
 
@@ -124,14 +125,12 @@ def resolve_architecture(opt, parser):
 
 
 def find_checkpoint(opt):
-    """(net name, path, which weights in words) of the weights file to export (the raw weights with
-    --raw_weights); UserError naming what exists if absent."""
+    """(net name, path) of the weights file to export (the raw weights with --raw_weights, where a run
+    with --ema_decay saved them); UserError naming what exists if absent."""
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     for net in [opt.net] if opt.net else ["G_A", "G"]:
         if os.path.isfile(checkpoint_path(save_dir, opt.epoch, net)):
-            decay = trained_ema_decay(save_dir)
-            path, kind = weights_file(save_dir, opt.epoch, net, opt.raw_weights, decay)
-            return net, path, describe_weights([(path, kind)], decay)
+            return net, weights_file(save_dir, opt.epoch, net, opt.raw_weights)
     found = saved_prefixes(save_dir) if os.path.isdir(save_dir) else []
     choice = f"saved there: {', '.join(found)}" if found else "check --name and --checkpoints_dir"
     raise UserError(f"no checkpoint {checkpoint_path(save_dir, opt.epoch, opt.net or 'G_A')}; "
@@ -140,7 +139,8 @@ def find_checkpoint(opt):
 
 def build_generator(opt, path):
     """The generator of `opt`'s flags with the weights of `path`, wrapped to take any size, in eval mode
-    (weight normalisation folded into plain weights, which TorchScript can run)."""
+    (weight normalisation folded into plain weights, which TorchScript can run), and what the file holds
+    (models.checkpoint.weights_kind's (kind, decay))."""
     options = generator_options(opt)
     flags = [f"--netG {opt.netG} --ngf {opt.ngf} --norm {opt.norm}"] + (["--no_dropout"] if opt.no_dropout else [])
     if opt.model == "cut":
@@ -151,8 +151,8 @@ def build_generator(opt, path):
     else:
         net = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout, **options)
     hint = " ".join(flags + generator_option_flags(**options))
-    load_network(net, path, hint)
-    return PaddedGenerator(fold_weight_norm(net), net.size_multiple).eval()
+    held = load_network(net, path, hint)
+    return PaddedGenerator(fold_weight_norm(net), net.size_multiple).eval(), held
 
 
 def image_files(sources):
@@ -235,10 +235,12 @@ def main(argv=None):
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise UserError(f"unknown --formats {','.join(unknown) or '(empty)'}; choose from {','.join(FORMATS)}")
-    net_name, path, weights = find_checkpoint(opt)
+    net_name, path = find_checkpoint(opt)
     resolve_architecture(opt, parser)
-    model = build_generator(opt, path)
-    print(f"exporting the {weights}")
+    model, (kind, decay) = build_generator(opt, path)
+    if opt.raw_weights:
+        require_raw_weights(path, kind, decay)
+    print(f"exporting the {describe_weights([(path, kind, decay)])}")
     inputs = check_inputs(image_files(opt.sample_images), opt.input_nc, model.multiple)
     mkdirs(opt.out)
     stem = os.path.join(opt.out, f"{opt.name}_{net_name}")

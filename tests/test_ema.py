@@ -268,20 +268,39 @@ def same(a, b):
 
 
 def test_which_file_holds_which_weights(tmp_path):
-    for name in ("latest_net_G_A.pth", "latest_net_G_A_raw.pth", "latest_net_G_B.pth"):
-        (tmp_path / name).touch()
+    weights = {"w": torch.ones(1)}
+    files = {"G_A": checkpoint.mark_average(weights, 0.999), "G_A_raw": weights,  # averages, raw weights beside
+             "G_B": weights,  # a run without EMA (or a save made before it was turned on)
+             "G_C": checkpoint.mark_average(weights, 0.9),  # averages whose raw weights file was lost
+             "G_D": weights, "G_D_raw": weights}  # averages saved by a version of ours without the mark
+    for name, state in files.items():
+        torch.save(state, tmp_path / f"latest_net_{name}.pth")
     folder = str(tmp_path)
-    assert checkpoint.weights_file(folder, "latest", "G_A", False, 0.9) == (str(tmp_path / "latest_net_G_A.pth"), "ema")
-    assert checkpoint.weights_file(folder, "latest", "G_A", True, 0.9) == \
-        (str(tmp_path / "latest_net_G_A_raw.pth"), "raw")
-    # A run without EMA (or a save made before it was turned on): its files hold raw weights, whichever is asked.
-    assert checkpoint.weights_file(folder, "latest", "G_B", True, 0.0) == (str(tmp_path / "latest_net_G_B.pth"), "raw")
-    assert checkpoint.weights_file(folder, "latest", "G_B", False, 0.0) == (str(tmp_path / "latest_net_G_B.pth"), "raw")
-    with pytest.raises(UserError, match=r"^no raw weights file .*latest_net_G_B_raw.pth: the run was trained with "
-                                        r"--ema_decay 0.999, so latest_net_G_B.pth holds the averaged \(EMA\) weights"):
-        checkpoint.weights_file(folder, "latest", "G_B", True, 0.999)
-    assert checkpoint.describe_weights([("a/latest_net_G_A.pth", "ema"), ("a/latest_net_G_B.pth", "ema")], 0.999) == \
-        "EMA weights (decay 0.999) from latest_net_G_A.pth, latest_net_G_B.pth"
+    assert checkpoint.weights_file(folder, "latest", "G_A") == str(tmp_path / "latest_net_G_A.pth")
+    assert checkpoint.weights_file(folder, "latest", "G_A", raw_weights=True) == str(tmp_path / "latest_net_G_A_raw.pth")
+    assert checkpoint.weights_file(folder, "latest", "G_B", raw_weights=True) == str(tmp_path / "latest_net_G_B.pth")
+    kinds = {name: checkpoint.weights_kind(str(tmp_path / f"latest_net_{name}.pth"),
+                                           load(tmp_path / f"latest_net_{name}.pth")) for name in files}
+    assert kinds == {"G_A": ("ema", 0.999), "G_A_raw": ("raw", None), "G_B": ("raw", None), "G_C": ("ema", 0.9),
+                     "G_D": ("ema", None), "G_D_raw": ("raw", None)}
+    with pytest.raises(UserError, match=r"^no raw weights file .*latest_net_G_C_raw.pth: latest_net_G_C.pth holds the "
+                                        r"averaged \(EMA\) weights of --ema_decay 0.9; leave out --raw_weights"):
+        checkpoint.require_raw_weights(str(tmp_path / "latest_net_G_C.pth"), *kinds["G_C"])
+    checkpoint.require_raw_weights(str(tmp_path / "latest_net_G_B.pth"), *kinds["G_B"])
+    assert checkpoint.describe_weights([("a/latest_net_G_A.pth", "ema", 0.999), ("a/latest_net_G_B.pth", "ema", 0.999),
+                                        ("a/5_net_G_D.pth", "ema", None), ("a/5_net_D.pth", "raw", None)]) == \
+        "EMA weights (decay 0.999) from latest_net_G_A.pth, latest_net_G_B.pth; EMA weights from 5_net_G_D.pth; " \
+        "raw weights from 5_net_D.pth"
+
+
+def test_the_mark_of_the_averages_leaves_plain_loading_alone(tmp_path):
+    # What the original tool's test.py and a user's load_state_dict do with a file of ours: the mark in
+    # _metadata names no module, so the weights load as they would without it.
+    net = define_G(3, 3, 8, "resnet_6blocks", "batch", False)
+    torch.save(checkpoint.mark_average(net.state_dict(), 0.9), tmp_path / "latest_net_G_A.pth")
+    other = define_G(3, 3, 8, "resnet_6blocks", "batch", False)
+    other.load_state_dict(load(tmp_path / "latest_net_G_A.pth"))
+    assert same(net.state_dict(), other.state_dict())
 
 
 def test_saves_hold_the_averages_under_the_usual_names_and_the_raw_weights_beside_them(ema_run):
@@ -293,6 +312,8 @@ def test_saves_hold_the_averages_under_the_usual_names_and_the_raw_weights_besid
             assert same(load(folder / f"{prefix}_net_{name}.pth"), state["model"]["ema"]["networks"][name])
             assert same(load(folder / f"{prefix}_net_{name}_raw.pth"), state["model"]["networks"][name])
             assert not same(load(folder / f"{prefix}_net_{name}.pth"), state["model"]["networks"][name])
+            assert checkpoint.average_decay(load(folder / f"{prefix}_net_{name}.pth")) == 0.9
+            assert checkpoint.average_decay(load(folder / f"{prefix}_net_{name}_raw.pth")) is None
         assert same(load(folder / f"{prefix}_net_D_A.pth"), state["model"]["networks"]["D_A"])
     assert not list(folder.glob("*_net_D_*_raw.pth"))
     assert re.search(r"^ +ema_decay: 0.9\s+\[default: 0.0\]$", (folder / "train_opt.txt").read_text(), re.M)
@@ -335,9 +356,37 @@ def test_raw_weights_of_a_run_with_averages_that_lost_them_are_one_error_line(em
                               "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1", "--crop_size", "32",
                               "--raw_weights", "--results_dir", tmp_path / "results")
     assert status == 2 and "Traceback" not in err
-    assert re.fullmatch(r"error: no raw weights file \S+latest_net_G_A_raw.pth: the run was trained with --ema_decay "
-                        r"0.9, so latest_net_G_A.pth holds the averaged \(EMA\) weights; leave out --raw_weights to "
-                        r"use those, or pick an --epoch saved with its raw weights", err.strip().splitlines()[-1])
+    assert re.fullmatch(r"error: no raw weights file \S+latest_net_G_A_raw.pth: latest_net_G_A.pth holds the averaged "
+                        r"\(EMA\) weights of --ema_decay 0.9; leave out --raw_weights to use those, or pick an --epoch "
+                        r"saved with its raw weights", err.strip().splitlines()[-1])
+
+
+def test_test_py_tells_the_weights_by_what_each_save_holds_not_by_train_opt(ema_run, tmp_path):
+    # train_opt.txt is rewritten by every later run of the experiment, so it describes the newest run, not
+    # every save in the folder: here a continuation with --ema_decay 0.5 after the saves of decay 0.9.
+    checkpoints, root = ema_run
+    folder = tmp_path / "ck" / "ema"
+    shutil.copytree(checkpoints / "ema", folder)
+    options = folder / "train_opt.txt"
+    options.write_text(options.read_text().replace("ema_decay: 0.9", "ema_decay: 0.5"))
+    for name in ("G_A", "G_B"):
+        # Save 7, made before --ema_decay was turned on: raw weights, nothing beside them.
+        shutil.copy(folder / f"latest_net_{name}_raw.pth", folder / f"7_net_{name}.pth")
+        # Save 5, made by a version of ours that did not mark the averages: only the raw file beside them tells.
+        torch.save(dict(load(folder / f"1_net_{name}.pth")), folder / f"5_net_{name}.pth")
+        shutil.copy(folder / f"1_net_{name}_raw.pth", folder / f"5_net_{name}_raw.pth")
+    expected = {("latest", False): "EMA weights (decay 0.9) from latest_net_G_A.pth, latest_net_G_B.pth",
+                ("latest", True): "raw weights from latest_net_G_A_raw.pth, latest_net_G_B_raw.pth",
+                ("7", False): "raw weights from 7_net_G_A.pth, 7_net_G_B.pth",
+                ("7", True): "raw weights from 7_net_G_A.pth, 7_net_G_B.pth",
+                ("5", False): "EMA weights from 5_net_G_A.pth, 5_net_G_B.pth",
+                ("5", True): "raw weights from 5_net_G_A_raw.pth, 5_net_G_B_raw.pth"}
+    for (epoch, raw_weights), weights in expected.items():
+        status, out, err = run_main("test.py", "--dataroot", root, "--name", "ema", "--model", "cycle_gan",
+                                    "--checkpoints_dir", tmp_path / "ck", "--gpu_ids", "-1", "--num_threads", "0",
+                                    "--crop_size", "32", "--num_test", "1", "--epoch", epoch,
+                                    *(["--raw_weights"] if raw_weights else []), "--results_dir", tmp_path / "results")
+        assert status == 0 and f"weights: {weights}\n" in out, (epoch, raw_weights, out[-1000:], err[-2000:])
 
 
 def test_export_takes_the_averages_or_the_raw_weights(ema_run, tmp_path):
