@@ -35,10 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from data.base_dataset import to_signed_tensor  # noqa: E402  (the repository root is on the path only now)
 from metrics.registry import psnr  # noqa: E402
-from models.generators import GENERATOR_CHOICES, define_G  # noqa: E402
+from models.generators import GENERATOR_CHOICES  # noqa: E402
 from models.norms import NORM_CHOICES  # noqa: E402
 from models.size_padding import attach_size_padding  # noqa: E402
 from models.tiling import STATISTICS_CHOICES, attach_tiling  # noqa: E402
+from scripts.benchmarks.bench_generator import random_generator, save_test_weights  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.util import save_image, tensor2im  # noqa: E402
 
@@ -87,8 +88,7 @@ def picture(args):
 
 def generator(args):
     """The generator of --netG/--ngf/--norm, with --weights or random ones, as test.py builds it."""
-    torch.manual_seed(0)
-    net = define_G(3, 3, args.ngf, args.netG, args.norm)
+    net = random_generator(args.netG, args.ngf, args.norm)
     if args.weights:
         net.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
     attach_size_padding(net, net.size_multiple)
@@ -101,8 +101,7 @@ def measure_memory(args):
         work = Path(work)
         (work / "images").mkdir()
         save_image(tensor2im(picture(args)), work / "images" / "picture.png")
-        (work / "ck" / "bench").mkdir(parents=True)
-        torch.save(generator(args).state_dict(), work / "ck" / "bench" / "latest_net_G.pth")
+        save_test_weights(generator(args), str(work / "ck"), "bench")
         command = [sys.executable, str(ROOT / "test.py"), "--dataroot", str(work / "images"), "--name", "bench",
                    "--checkpoints_dir", str(work / "ck"), "--results_dir", str(work / "results"), "--model", "test",
                    "--netG", args.netG, "--ngf", str(args.ngf), "--norm", args.norm, "--no_dropout",

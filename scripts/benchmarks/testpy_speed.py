@@ -37,7 +37,8 @@ sys.path[:0] = [str(REPO), str(REPO / "datasets")]  # the tool and its scripts, 
 
 from make_demo_dataset import load_photos, random_crops  # noqa: E402
 
-from models.generators import GENERATOR_CHOICES, define_G  # noqa: E402
+from models.generators import GENERATOR_CHOICES  # noqa: E402
+from scripts.benchmarks.bench_generator import random_generator, save_test_weights  # noqa: E402
 from scripts.benchmarks.report import aligned, device_name  # noqa: E402
 from scripts.quality_bench.configs import flag_list, read_configs  # noqa: E402
 from scripts.quality_bench.runs import error_line  # noqa: E402
@@ -88,14 +89,6 @@ def write_photos(folder, count, size):
     os.makedirs(folder, exist_ok=True)
     for index, crop in enumerate(random_crops(load_photos(), np.random.default_rng(0), size, count)):
         crop.save(os.path.join(folder, f"{index:04d}.jpg"), quality=90)
-
-
-def write_weights(checkpoints, net_g, ngf):
-    """A generator of random weights (seed 0) as checkpoints/NAME/latest_net_G.pth, as the test model loads it."""
-    torch.manual_seed(0)
-    net = define_G(3, 3, ngf, net_g, "instance", False, "normal", 0.02)
-    os.makedirs(os.path.join(checkpoints, NAME), exist_ok=True)
-    torch.save(net.state_dict(), os.path.join(checkpoints, NAME, "latest_net_G.pth"))
 
 
 def export_revision(revision, folder):
@@ -192,7 +185,7 @@ def benchmark(args, work):
     """Prepare the photos, the weights and the code, measure, and print the table and BENCH lines."""
     configs = read_configs(args.configs)
     write_photos(os.path.join(work, "photos"), args.images, args.size)
-    write_weights(os.path.join(work, "checkpoints"), args.netG, args.ngf)
+    save_test_weights(random_generator(args.netG, args.ngf), os.path.join(work, "checkpoints"), NAME)
     codes = [("now", "now", str(REPO))]
     if args.before:
         codes.insert(0, ("before", args.before, os.path.join(work, "before")))
