@@ -1,5 +1,6 @@
 """Generators chosen by `--netG`: ResNet (6 or 9 blocks) and U-Net (128 or 256), with the choices of
-`--upsample`, `--resblock`, `--residual_output` and `--affine_output` (their layers live in models/blocks.py).
+`--upsample`, `--resblock`, `--residual_output` and `--affine_output` with `--affine_smooth` (their layers live in
+models/blocks.py).
 
 With the default choices, module and parameter names follow the original tool exactly (`model.1.weight`,
 `model.10.conv_block.1.weight`, `model.model.1.model.3...`), so its checkpoints load unchanged.
@@ -16,10 +17,11 @@ from .blocks import (
     RESBLOCK_CHOICES,
     RESIDUAL_BLOCKS,
     UPSAMPLE_CHOICES,
-    affine_output_channels,
     apply_change,
     apply_color_transform,
+    last_layer_channels,
     residual_block,
+    smooth_color_transform,
     start_from_input,
     upsampling_layer,
 )
@@ -30,7 +32,7 @@ from .reflection_pad import ReflectionPad2d
 GENERATOR_CHOICES = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 # The generator options of ours beyond the original tool's, with their defaults (the original networks).
 GENERATOR_OPTION_DEFAULTS = {"upsample": "transpose", "resblock": "original", "residual_output": False,
-                             "affine_output": False}
+                             "affine_output": False, "affine_smooth": 1}
 
 
 class ResnetGenerator(nn.Module):
@@ -41,15 +43,18 @@ class ResnetGenerator(nn.Module):
     decoder's x2 layers (UPSAMPLE_CHOICES); resblock: the kind of block (RESBLOCK_CHOICES);
     residual_output: the last conv predicts a change to the input (blocks.apply_change) instead of
     the image; affine_output: it predicts a per-pixel colour transform of the input
-    (blocks.apply_color_transform).
+    (blocks.apply_color_transform), averaged over cells of affine_smooth pixels
+    (blocks.smooth_color_transform).
     """
 
     size_multiple = 4  # two stride-2 downsamplings
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
-                 upsample="transpose", resblock="original", residual_output=False, affine_output=False):
+                 upsample="transpose", resblock="original", residual_output=False, affine_output=False,
+                 affine_smooth=1):
         super().__init__()
         self.output = output_kind(residual_output, affine_output)
+        self.affine_smooth = affine_smooth
         use_bias = uses_bias(norm_layer)
         layers = [ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
         for i in range(2):
@@ -66,7 +71,7 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
-        return meet_input(self.output, x, self.model(x))
+        return meet_input(self.output, x, self.model(x), self.affine_smooth)
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -110,14 +115,15 @@ class UnetGenerator(nn.Module):
 
     input_nc/output_nc: image channels; num_downs: number of downsamplings; ngf: width of the
     outermost level; norm_layer: norm factory; use_dropout: dropout in the inner 8*ngf levels;
-    upsample, residual_output and affine_output: as for ResnetGenerator.
+    upsample, residual_output, affine_output and affine_smooth: as for ResnetGenerator.
     """
 
     def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
-                 upsample="transpose", residual_output=False, affine_output=False):
+                 upsample="transpose", residual_output=False, affine_output=False, affine_smooth=1):
         super().__init__()
         self.size_multiple = 2 ** num_downs
         self.output = output_kind(residual_output, affine_output)
+        self.affine_smooth = affine_smooth
         shared = dict(norm_layer=norm_layer, upsample=upsample)
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **shared)
         for _ in range(num_downs - 5):
@@ -129,7 +135,7 @@ class UnetGenerator(nn.Module):
                                              **shared)
 
     def forward(self, x):
-        return meet_input(self.output, x, self.model(x))
+        return meet_input(self.output, x, self.model(x), self.affine_smooth)
 
 
 def output_kind(residual_output, affine_output):
@@ -138,18 +144,14 @@ def output_kind(residual_output, affine_output):
     return "change" if residual_output else "affine" if affine_output else "image"
 
 
-def meet_input(output: str, x: torch.Tensor, last_layer: torch.Tensor) -> torch.Tensor:
-    """The generator's output from its input `x` and its last layer's output, for each output kind."""
+def meet_input(output: str, x: torch.Tensor, last_layer: torch.Tensor, affine_smooth: int) -> torch.Tensor:
+    """The generator's output from its input `x` and its last layer's output, for each output kind
+    (affine_smooth: the cell of --affine_smooth)."""
     if output == "change":
         return apply_change(x, last_layer)
     if output == "affine":
-        return apply_color_transform(x, last_layer)
+        return apply_color_transform(x, smooth_color_transform(last_layer, affine_smooth))
     return last_layer
-
-
-def last_layer_channels(output_nc, affine_output):
-    """The channels of a generator's last layer: the image's, or its colour transform's."""
-    return affine_output_channels(output_nc) if affine_output else output_nc
 
 
 def generator_options(opt):
@@ -158,16 +160,19 @@ def generator_options(opt):
     return {name: getattr(opt, name, default) for name, default in GENERATOR_OPTION_DEFAULTS.items()}
 
 
-def generator_option_flags(upsample="transpose", resblock="original", residual_output=False, affine_output=False):
+def generator_option_flags(upsample="transpose", resblock="original", residual_output=False, affine_output=False,
+                           affine_smooth=1):
     """The generator options that differ from their defaults, as a user types them, e.g.
     ['--resblock gated', '--residual_output'] (empty for the original networks)."""
     flags = [f"--{name} {value}" for name, value in (("resblock", resblock), ("upsample", upsample))
              if value != GENERATOR_OPTION_DEFAULTS[name]]
-    return flags + [f"--{name}" for name, value in (("residual_output", residual_output),
-                                                    ("affine_output", affine_output)) if value]
+    flags += [f"--{name}" for name, value in (("residual_output", residual_output),
+                                              ("affine_output", affine_output)) if value]
+    return flags + ([f"--affine_smooth {affine_smooth}"] if affine_smooth != 1 else [])
 
 
-def check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output, affine_output=False):
+def check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output, affine_output=False,
+                            affine_smooth=1):
     """UserError when the generator options do not fit the generator or the channels (ValueError for
     names outside the choices, which the option parser already refuses)."""
     if upsample not in UPSAMPLE_CHOICES:
@@ -180,6 +185,11 @@ def check_generator_options(netG, input_nc, output_nc, upsample, resblock, resid
     if residual_output and affine_output:
         raise UserError("--residual_output and --affine_output are two ways of predicting the output from the "
                         "input; choose one of them")
+    if affine_smooth != 1 and not affine_output:
+        raise UserError(f"--affine_smooth {affine_smooth} smooths the colour transform of --affine_output; "
+                        "add --affine_output or leave out --affine_smooth")
+    if affine_smooth < 1:
+        raise ValueError(f"--affine_smooth must be 1 or more pixels, not {affine_smooth}")
     flag = "--residual_output" if residual_output else "--affine_output" if affine_output else None
     if flag and input_nc != output_nc:
         raise UserError(f"{flag} changes the generator's input into its output, so it needs as many input "
@@ -188,26 +198,26 @@ def check_generator_options(netG, input_nc, output_nc, upsample, resblock, resid
 
 
 def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02,
-             upsample="transpose", resblock="original", residual_output=False, affine_output=False):
+             upsample="transpose", resblock="original", residual_output=False, affine_output=False, affine_smooth=1):
     """Build and initialise the generator named `netG` (one of GENERATOR_CHOICES).
 
-    upsample, resblock, residual_output, affine_output: see ResnetGenerator (the U-Nets take the
+    upsample, resblock, residual_output, affine_output, affine_smooth: see ResnetGenerator (the U-Nets take the
     original block only). The network's `option_flags` names the options that differ from the
     original's (for summaries).
     """
-    check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output, affine_output)
+    check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output, affine_output, affine_smooth)
     norm_layer = get_norm_layer(norm)
     if netG in ("resnet_9blocks", "resnet_6blocks"):
         n_blocks = 9 if netG == "resnet_9blocks" else 6
         net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks, upsample, resblock,
-                              residual_output, affine_output)
+                              residual_output, affine_output, affine_smooth)
     elif netG in ("unet_256", "unet_128"):
         num_downs = 8 if netG == "unet_256" else 7
         net = UnetGenerator(input_nc, output_nc, num_downs, ngf, norm_layer, use_dropout, upsample, residual_output,
-                            affine_output)
+                            affine_output, affine_smooth)
     else:
         raise ValueError(f"unknown generator {netG!r}; choose one of {', '.join(GENERATOR_CHOICES)}")
-    net.option_flags = generator_option_flags(upsample, resblock, residual_output, affine_output)
+    net.option_flags = generator_option_flags(upsample, resblock, residual_output, affine_output, affine_smooth)
     if residual_output or affine_output:
         start_from_input(net)
     return init_weights(net, init_type, init_gain)
@@ -216,7 +226,7 @@ def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, in
 def infer_generator_flags(state_dict):
     """The --netG --ngf --norm [--resblock --upsample] [--no_dropout] flags a generator state_dict was
     saved with, as text (None when the keys are not those of a generator of ours or of the original
-    tool). --residual_output holds no parameters, so the file cannot tell it."""
+    tool). --residual_output and --affine_smooth hold no parameters, so the file cannot tell them."""
     keys = set(state_dict)
     block = next((cls for cls in RESIDUAL_BLOCKS.values() if any(f".{cls.branch}." in key for key in keys)), None)
     options = {"upsample": "resize" if any(key.endswith(".conv.weight") for key in keys) else "transpose"}
@@ -251,7 +261,7 @@ def predicts_colour_transform(state_dict, first_key, last_transposed):
     transform's 2 channels are also those of a plain two-channel output (colorization's L -> ab)."""
     channels = state_dict[first_key].shape[1]
     last = [value for key, value in state_dict.items() if key.endswith("weight") and value.dim() == 4][-1]
-    return channels > 1 and last.shape[1 if last_transposed else 0] == affine_output_channels(channels)
+    return channels > 1 and last.shape[1 if last_transposed else 0] == last_layer_channels(channels, affine_output=True)
 
 
 def smallest_input_side(netG):

@@ -279,6 +279,12 @@ class BaseOptions:
                        help="the generator predicts a per-pixel colour matrix M and offset c: output = tanh((I + M) "
                             "atanh(input) + c), starting from the input; one M and c serve every picture for a grade "
                             "or toning; needs --input_nc equal to --output_nc, not with --residual_output")
+        g.add_argument("--affine_smooth", type=NumberRange(int, minimum=1, maximum=MAX_IMAGE_SIDE),
+                       default=GENERATOR_OPTION_DEFAULTS["affine_smooth"], metavar="PIXELS",
+                       help="with --affine_output: average the colour transform over squares of PIXELS x PIXELS and "
+                            "interpolate it bilinearly in between, so it varies smoothly over the picture (1 = per "
+                            "pixel); the recommended configuration uses 8 at 64 px crops. A size in pixels: at "
+                            "test time on larger images the same value smooths less of the picture")
         add_raw_weights_flag(g)
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),

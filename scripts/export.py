@@ -99,6 +99,8 @@ def parse_args(argv=None):
                         help="the generator predicts a change to its input")
     parser.add_argument("--affine_output", action="store_true", default=None,
                         help="the generator predicts a per-pixel colour transform of its input")
+    parser.add_argument("--affine_smooth", type=int, default=None, metavar="PIXELS",
+                        help="--affine_output's transform averaged over squares of PIXELS x PIXELS")
     add_raw_weights_flag(parser)
     parser.add_argument("--normG", default=None, choices=NORM_CHOICES,
                         help="--model cut: normalisation layers of the generator (None: --norm's)")

@@ -1,4 +1,5 @@
-"""Generator options of issue 12: --resblock, --upsample, --residual_output, --affine_output and the uniform inits.
+"""Generator options of issue 12: --resblock, --upsample, --residual_output, --affine_output (with --affine_smooth)
+and the uniform inits.
 
 Unit tests for the blocks' arithmetic, parameter counts and shapes, then train.py/test.py/export.py
 runs with each option on tiny data, as a user runs them.
@@ -21,6 +22,7 @@ from models.blocks import (
     apply_change,
     apply_color_transform,
     fold_weight_norm,
+    smooth_color_transform,
     upsampling_layer,
 )
 from models.discriminators import define_D
@@ -179,6 +181,38 @@ def test_affine_output_stays_in_range_with_a_gradient_everywhere():
     assert params.grad[:, 9:].gt(0).all()  # every offset still learns, however far it pushed its pixels
 
 
+def test_smoothing_reproduces_a_linear_transform_and_removes_pixel_noise():
+    ramp = torch.arange(64.0).view(1, 1, 1, 64).expand(1, 12, 64, 64)
+    smooth = smooth_color_transform(ramp, 8)
+    # Cell means of a linear field are its values at the cell centres, and bilinear interpolation between
+    # the centres gives the field back; only the half cells at the edges, beyond the outer centres, flatten.
+    assert torch.allclose(smooth[..., 4:60], ramp[..., 4:60], atol=1e-4)
+    assert torch.allclose(smooth[..., :4], torch.full_like(smooth[..., :4], 3.5))
+    checkerboard = (torch.arange(64).view(64, 1) + torch.arange(64)).remainder(2).float().expand(1, 12, 64, 64) * 2 - 1
+    assert smooth_color_transform(checkerboard, 8).abs().max() < 1e-6
+    assert smooth_color_transform(checkerboard, 1) is checkerboard  # 1 = the transform of every pixel
+
+
+def test_smoothing_averages_partial_cells_over_what_they_hold():
+    constant = torch.full((2, 12, 20, 13), 0.3)
+    smooth = smooth_color_transform(constant, 8)  # cells of 8 px: the last ones hold 4 and 5 px
+    assert smooth.shape == constant.shape and torch.allclose(smooth, constant)
+
+
+def test_smoothed_generator_applies_the_smoothed_transform():
+    torch.manual_seed(0)
+    net = define_G(3, 3, 4, "resnet_6blocks", "instance", upsample="resize", affine_output=True, affine_smooth=4)
+    assert net.option_flags == ["--upsample resize", "--affine_output", "--affine_smooth 4"]
+    with torch.no_grad():
+        net.model[-1].weight.normal_(0, 0.1)  # a transform that varies from pixel to pixel
+        x = torch.rand(1, 3, 36, 44) * 2 - 1
+        out = net(x)
+        params = net.model(x)
+        assert torch.allclose(out, apply_color_transform(x, smooth_color_transform(params, 4)), atol=1e-6)
+        assert not torch.allclose(out, apply_color_transform(x, params), atol=1e-3)
+        assert torch.equal(torch.jit.script(net)(x), out)
+
+
 # --- generators ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("resblock,millions", [("original", 11.378), ("basic", 11.378), ("bottleneck", 1.387),
@@ -248,6 +282,8 @@ def test_options_that_do_not_fit_are_user_errors():
         define_G(3, 3, 4, "resnet_6blocks", residual_output=True, affine_output=True)
     with pytest.raises(UserError, match=r"--resblock gated applies to the ResNet generators only, not --netG unet_128"):
         define_G(3, 3, 4, "unet_128", resblock="gated")
+    with pytest.raises(UserError, match=r"--affine_smooth 8 smooths the colour transform of --affine_output; add"):
+        define_G(3, 3, 4, "resnet_6blocks", residual_output=True, affine_smooth=8)
 
 
 @pytest.mark.parametrize("resblock", ["original", "basic", "bottleneck", "gated"])
@@ -324,6 +360,10 @@ def test_resume_refuses_another_block_and_accepts_runs_saved_before_the_options(
                                         r"--resblock gated --residual_output"):
         check_same_architecture(older, SimpleNamespace(**{**vars(opt), "resblock": "gated", "residual_output": True}),
                                 "latest_state.pth")
+    affine = {**vars(opt), "affine_output": True, "affine_smooth": 8}
+    check_same_architecture({**affine, "affine_smooth": 8}, SimpleNamespace(**affine), "latest_state.pth")
+    with pytest.raises(UserError, match=r"--affine_smooth 8.*, not .*--affine_smooth 4"):
+        check_same_architecture(affine, SimpleNamespace(**{**affine, "affine_smooth": 4}), "latest_state.pth")
 
 
 # --- end to end -----------------------------------------------------------------------------------
@@ -381,7 +421,9 @@ def test_export_of_a_gated_generator(gated_run):
      "0.119 M, built with --upsample resize --residual_output"),
     (["--netG", "resnet_6blocks", "--upsample", "resize", "--affine_output"],
      "0.034 M, built with --upsample resize --affine_output"),
-], ids=["basic", "bottleneck", "unet-resize-residual", "resnet-resize-affine"])
+    (["--netG", "resnet_6blocks", "--affine_output", "--affine_smooth", "4"],
+     "0.034 M, built with --affine_output --affine_smooth 4"),
+], ids=["basic", "bottleneck", "unet-resize-residual", "resnet-resize-affine", "resnet-affine-smooth"])
 def test_pix2pix_trains_and_tests_with_each_option(tmp_path, aligned_root, flags, summary):
     common = ["--dataroot", aligned_root, "--name", "p", "--checkpoints_dir", tmp_path / "ck", "--model", "pix2pix"]
     result = run_script("train.py", *common, *TINY, *flags, cwd=tmp_path)
@@ -392,3 +434,32 @@ def test_pix2pix_trains_and_tests_with_each_option(tmp_path, aligned_root, flags
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"[Network G] Total number of parameters : {summary}" in result.stdout  # flags from train_opt.txt
     assert len(list((tmp_path / "results" / "p" / "test_latest" / "images").glob("*_fake_B.png"))) == 2
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_export_reads_affine_smooth_back(tmp_path, aligned_root):
+    """--affine_smooth holds no weights, so the exporter must read it from train_opt.txt."""
+    common = ["--name", "p", "--checkpoints_dir", tmp_path / "ck"]
+    flags = ["--netG", "resnet_6blocks", "--norm", "instance", "--affine_output", "--affine_smooth", "4", "--no_dropout"]
+    result = run_script("train.py", "--dataroot", aligned_root, *common, "--model", "pix2pix", *TINY, *flags,
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    weights_file = tmp_path / "ck" / "p" / "latest_net_G.pth"
+    weights = torch.load(weights_file)
+    last = [key for key, value in weights.items() if value.dim() == 4][-1]
+    weights[last] = torch.randn_like(weights[last]) * 0.1  # one epoch leaves the transform near the identity
+    torch.save(weights, weights_file)
+    result = run_script("scripts/export.py", *common, "--formats", "torchscript", "--out", tmp_path / "out",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    exported = torch.jit.load(str(tmp_path / "out" / "p_G.pt"))
+    x = torch.rand(1, 3, 36, 44) * 2 - 1
+    outputs = {}
+    for cell in (1, 4):
+        net = define_G(3, 3, 4, "resnet_6blocks", "instance", affine_output=True, affine_smooth=cell)
+        net.load_state_dict(weights)
+        with torch.no_grad():
+            outputs[cell] = net.eval()(x)
+    with torch.no_grad():
+        assert torch.allclose(exported(x), outputs[4], atol=1e-5)
+        assert not torch.allclose(exported(x), outputs[1], atol=1e-3)  # the test can tell the cells apart

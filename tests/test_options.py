@@ -230,6 +230,8 @@ OUT_OF_RANGE = [
     (TrainOptions, "cycle_gan", "--r1_every", "0", "an integer >= 1"),
     (TrainOptions, "cycle_gan", "--ema_decay", "1", "a number >= 0 and < 1"),
     (TrainOptions, "pix2pix", "--ema_decay", "-0.5", "a number >= 0 and < 1"),
+    (TrainOptions, "cycle_gan", "--affine_smooth", "0", "an integer from 1 to 16384"),
+    (TestOptions, "cycle_gan", "--affine_smooth", "16385", "an integer from 1 to 16384"),
     (TrainOptions, "template", "--lambda_regression", "nan", "a number >= 0"),
     (TrainOptions, "cut", "--lambda_GAN", "-1", "a number >= 0"),
     (TrainOptions, "cut", "--lambda_NCE", "inf", "a number >= 0"),
