@@ -226,9 +226,9 @@ def smooth_color_transform(params, cell: int):
     """`--affine_smooth`: the colour transform `params` averaged over cells of cell x cell pixels, then
     interpolated bilinearly back to every pixel, so it changes smoothly across the picture (1: unchanged).
 
-    A transform free at every pixel can follow the input's noise: measured on the quality benchmark's
-    winter grade, some outputs carried black blobs at the edges that an 8 px cell removes (and PSNR rose
-    from 23.1 to 24.6 dB at 1,500 images). Partial cells at the right and bottom edges average what they hold.
+    A smooth transform cannot follow the input's noise, nor vary with each pixel's brightness: on the
+    quality benchmark it helped a global colour grade and hurt tone curves (README, Recommended
+    configuration). Partial cells at the right and bottom edges average what they hold.
     """
     if cell == 1:
         return params

@@ -283,8 +283,9 @@ class BaseOptions:
                        default=GENERATOR_OPTION_DEFAULTS["affine_smooth"], metavar="PIXELS",
                        help="with --affine_output: average the colour transform over squares of PIXELS x PIXELS and "
                             "interpolate it bilinearly in between, so it varies smoothly over the picture (1 = per "
-                            "pixel); the recommended configuration uses 8 at 64 px crops. A size in pixels: at "
-                            "test time on larger images the same value smooths less of the picture")
+                            "pixel); for global grades: it helped a colour grade and hurt tone curves, which depend on "
+                            "each pixel's brightness (README, Recommended configuration). A size in pixels: at test "
+                            "time on larger images the same value smooths less of the picture")
         add_raw_weights_flag(g)
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", type=str, default="unaligned", choices=data.available_dataset_modes(),
