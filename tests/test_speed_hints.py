@@ -42,12 +42,16 @@ def test_the_lines_give_the_measured_reasons():
     assert "NVIDIA A100-SXM4-80GB (compute capability 8.0)" in ampere and "tensor cores" in ampere
 
 
-@pytest.mark.parametrize("hardware", [AMX_XEON, PLAIN_CPU, A100, V100], ids=["amx-xeon", "plain-cpu", "ampere", "older"])
-def test_compile_is_suggested_for_long_runs_only(hardware):
+@pytest.mark.parametrize("hardware, measured_on", [
+    (AMX_XEON, "on an AMX Xeon it raised"), (PLAIN_CPU, "on an AMD EPYC without AMX it made"),
+    (A100, "not measured on GPUs"), (V100, "not measured on GPUs"),
+], ids=["amx-xeon", "plain-cpu", "ampere", "older"])
+def test_compile_is_suggested_for_long_runs_only(hardware, measured_on):
     threshold = LONG_RUN_STEPS[hardware.device_type]
     assert "--compile" not in suggested(speed_hints(hardware, {"amp"}, threshold - 1))
     long_run = speed_hints(hardware, {"amp"}, threshold)
     assert suggested(long_run) == ["--compile"] and f"{threshold:,} steps" in long_run[1]
+    assert measured_on in long_run[1]  # the figure measured on hardware of its kind
 
 
 @pytest.mark.parametrize("given, flags", [
