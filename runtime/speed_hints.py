@@ -6,7 +6,8 @@ and no compile wait); the hint only says what was measured.
 tests fake an AMX Xeon or an older GPU. What the advice rests on (scripts/benchmark.py, CycleGAN with
 resnet_9blocks, batch 1):
   AMX Xeon (Sapphire Rapids), 256 px     --amp bf16 2.4x the fp32 speed, --amp bf16 --compile 4.0x
-  AMD EPYC with AVX-512 BF16, no AMX     --amp bf16 1.54x the fp32 speed at 128 px (1 thread); a large conv 2.0x
+  AMD EPYC with AVX-512 BF16, no AMX     --amp bf16 2.05x the fp32 speed, train.py at 256 px (1 thread, CPU time:
+                                         12.4 -> 6.0 s/it); 1.54x in scripts/benchmark.py at 128 px; a large conv 2.0x
   CPUs with neither                      bf16 is emulated, slower than fp32: no hint
   GPUs of compute capability 8.0+        bf16 tensor cores (Ampere or newer), no loss scaling needed
   --channels_last on CPUs                slower (0.89x fp32, 0.88x bf16 on the AMX Xeon): never hinted
@@ -87,6 +88,6 @@ def bf16_reason(hardware):
     if AMX_FLAG in hardware.cpu_flags:
         return "this CPU has AMX; on an AMX Xeon CycleGAN trained 2.4x as fast as in fp32 (256 px)"
     if AVX512_BF16_FLAG in hardware.cpu_flags:
-        return ("this CPU has AVX-512 BF16; on an AMD EPYC with it (no AMX) CycleGAN trained 1.5x as fast as in "
-                "fp32 (128 px)")
+        return ("this CPU has AVX-512 BF16; on an AMD EPYC with it (no AMX) CycleGAN trained 2.0x as fast as in "
+                "fp32 (256 px)")
     return None
