@@ -93,8 +93,8 @@ def train_command(code, args, work, config):
             "--ngf", str(args.ngf), "--ndf", str(args.ndf), *flag_list(config)]
 
 
-def run_once(command, log_path, env, interval):
-    """Run `command` (output to log_path); return (peak RSS of its largest process, peak summed PSS of
+def run_once(name, command, log_path, env, interval):
+    """Run `command`, the train.py run of configuration `name` (output to log_path); return (peak RSS of its largest process, peak summed PSS of
     its process tree, most processes at once, wall seconds)."""
     start = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -108,7 +108,7 @@ def run_once(command, log_path, env, interval):
         sampler.stop()
     wall = time.perf_counter() - start
     if process.returncode != 0:
-        raise UserError(f"{' '.join(command[1:3])} ... failed: {error_line(log_path)}; log: {log_path}")
+        raise UserError(f"train.py of configuration {name} failed: {error_line(log_path)}; see {log_path}")
     return usage.ru_maxrss * 1024, sampler.peak_bytes, sampler.most_processes, wall
 
 
@@ -120,7 +120,7 @@ def measure(args, work, runs):
     for key, label, code, config in runs:
         command = train_command(code, args, work, config)
         main_bytes, tree_bytes, processes, wall = run_once(
-            command, os.path.join(work, f"{config.name}-{key}.log"), env, args.interval)
+            config.name, command, os.path.join(work, f"{config.name}-{key}.log"), env, args.interval)
         print(f"{config.name} ({label}): main {main_bytes / GIB:.2f} GiB, tree {tree_bytes / GIB:.2f} GiB, "
               f"{wall:.0f} s", flush=True)
         records.append({
