@@ -20,6 +20,7 @@ from .blocks import (
     apply_change,
     apply_color_transform,
     last_layer_channels,
+    padded_relu,
     residual_block,
     smooth_color_transform,
     start_from_input,
@@ -36,7 +37,8 @@ GENERATOR_OPTION_DEFAULTS = {"upsample": "transpose", "resblock": "original", "r
 
 
 class ResnetGenerator(nn.Module):
-    """Encoder (7x7 conv, two stride-2 convs), n_blocks residual blocks at 4*ngf, decoder, Tanh.
+    """Encoder (7x7 conv, two stride-2 convs), n_blocks residual blocks at 4*ngf, decoder, Tanh (the ReLU
+    before the last conv after its padding: blocks.padded_relu).
 
     input_nc/output_nc: image channels; ngf: width of the first layer; norm_layer: norm factory;
     use_dropout: dropout inside the blocks; n_blocks: number of residual blocks; upsample: the
@@ -62,10 +64,9 @@ class ResnetGenerator(nn.Module):
             layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=use_bias),
                        norm_layer(width * 2), nn.ReLU(True)]
         layers += [residual_block(resblock, ngf * 4, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
-        for i in range(2):
-            width = ngf * 2 ** (2 - i)
-            layers += [upsampling_layer(upsample, width, width // 2, 3, use_bias), norm_layer(width // 2), nn.ReLU(True)]
-        layers += [ReflectionPad2d(3), nn.Conv2d(ngf, last_layer_channels(output_nc, affine_output), 7)]
+        layers += [upsampling_layer(upsample, ngf * 4, ngf * 2, 3, use_bias), norm_layer(ngf * 2), nn.ReLU(True),
+                   upsampling_layer(upsample, ngf * 2, ngf, 3, use_bias), norm_layer(ngf)]
+        layers += padded_relu(3) + [nn.Conv2d(ngf, last_layer_channels(output_nc, affine_output), 7)]
         if self.output == "image":
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)

@@ -15,12 +15,14 @@ class ImagePool:
         self.images = []
 
     def query(self, images):
-        """Return a batch like `images`: while the pool fills, the images themselves; afterwards each
-        image is, with probability 1/2, swapped for a random stored one (which it replaces)."""
+        """Return a batch like `images`, in fp32: while the pool fills, the images themselves; afterwards
+        each image is, with probability 1/2, swapped for a random stored one (which it replaces)."""
         if self.pool_size == 0:
             return images
         chosen = []
-        for image in images.detach().float():  # stored in fp32 whatever --amp computes in
+        # Stored in the dtype they come in (bf16 under --amp bf16: half the memory of fp32 copies) and
+        # returned in fp32, which holds every bf16 value exactly, whatever --amp computes in.
+        for image in images.detach():
             image = image.unsqueeze(0)
             if len(self.images) < self.pool_size:
                 self.images.append(image.clone())
@@ -31,7 +33,7 @@ class ImagePool:
                 self.images[slot] = image.clone()
             else:
                 chosen.append(image)
-        return torch.cat(chosen, 0)
+        return torch.cat([image.float() for image in chosen], 0)
 
     def state_dict(self):
         """The stored images (for the training state file)."""

@@ -11,10 +11,16 @@ autocast the gradient is folded with a few whole-tensor additions instead: the s
 bf16 after each addition in another order (bf16's own noise). Without CPU autocast (fp32,
 TorchScript, CUDA, whose autocast already pads in the input's dtype) the padding and its gradient
 are PyTorch's own, bit for bit.
+
+Neither way keeps the unpadded input for the backward pass, which needs only its shape; PyTorch's own
+padding keeps it. In a generator the input is the feature map a ReLU just produced, and the padded
+map the conv saves is the only copy that needs to stay (see blocks.padded_relu): so in training the
+fp32 padding runs PyTorch's backward kernel from a saved shape (_ReflectPadKeepingShape).
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def reflect_pad(x, padding: list[int]):
@@ -24,7 +30,33 @@ def reflect_pad(x, padding: list[int]):
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
                 return _ReflectPadUnderAutocast.apply(x, padding)
+        if x.requires_grad and x.dim() == 4 and is_dense(x) and not torch.compiler.is_compiling():
+            return _ReflectPadKeepingShape.apply(x, padding)  # (compiled graphs choose what to keep themselves)
     return F.pad(x, padding, "reflect")
+
+
+def is_dense(x):
+    """Whether x's values fill its memory without gaps in a standard layout (contiguous or channels-last)."""
+    return x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+
+
+class _ReflectPadKeepingShape(torch.autograd.Function):
+    """PyTorch's reflection padding and its gradient, bit for bit, keeping only the input's shape and
+    strides for the backward pass (PyTorch's own autograd formula keeps the input itself)."""
+
+    @staticmethod
+    def forward(ctx, x, padding):
+        ctx.padding, ctx.size, ctx.stride = padding, x.shape, x.stride()
+        return F.pad(x, padding, "reflect")
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        # The gradient in the input's layout, as PyTorch allocates it (the kernel zeroes it first and
+        # reads nothing else of the tensor passed as the input: only its shape).
+        grad_input = torch.empty_strided(ctx.size, ctx.stride, dtype=grad.dtype, device=grad.device)
+        torch.ops.aten.reflection_pad2d_backward.grad_input(grad, grad_input, ctx.padding, grad_input=grad_input)
+        return grad_input, None
 
 
 class _ReflectPadUnderAutocast(torch.autograd.Function):

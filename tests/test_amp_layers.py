@@ -135,3 +135,60 @@ def test_instance_norm_of_one_image_lets_the_inplace_relu_after_it_copy_no_gradi
         layers(x).sum().backward()
     names = {name for name, _ in recorded.calls}
     assert bool(names & {"clone", "copy_", "as_strided"}) == copies
+
+
+def in_original_order(net):
+    """A copy of `net` with each ReLU before the reflection pad that ours puts it after (the original
+    tool's order; models.blocks.padded_relu)."""
+    net = copy.deepcopy(net)
+    for module in list(net.modules()):
+        if isinstance(module, nn.Sequential):
+            layers = list(module)
+            for index in range(len(layers) - 1):
+                if isinstance(layers[index], nn.ReflectionPad2d) and isinstance(layers[index + 1], nn.ReLU):
+                    module[index], module[index + 1] = layers[index + 1], layers[index]
+    return net
+
+
+def saved_bytes(net, x, amp=False):
+    """Bytes of the distinct tensors autograd keeps for the backward pass of one forward pass of `net`
+    (parameters included)."""
+    kept = {}
+
+    def keep(tensor):
+        kept[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        training_pass(net, x, amp)
+    return sum(kept.values())
+
+
+@pytest.mark.parametrize("upsample, resblock, memory_format, amp", [
+    ("transpose", "original", torch.contiguous_format, False), ("resize", "bottleneck", torch.contiguous_format, False),
+    ("transpose", "basic", torch.channels_last, False), ("resize", "original", torch.contiguous_format, True)])
+def test_the_relu_after_the_padding_trains_bit_for_bit_as_before_and_keeps_less(upsample, resblock, memory_format, amp):
+    torch.manual_seed(0)
+    net = define_G(3, 3, 4, "resnet_6blocks", "instance", upsample=upsample, resblock=resblock)
+    # Under autocast the reference keeps our bf16 padding (torch's converts to fp32 and back).
+    original = in_original_order(net if amp else with_torch_layers(net))
+    assert isinstance(original.model[-4], nn.ReLU) and isinstance(original.model[-3], nn.ReflectionPad2d)
+    net, original = net.to(memory_format=memory_format), original.to(memory_format=memory_format)
+    x = (torch.rand(1, 3, 32, 32) * 2 - 1).to(memory_format=memory_format)
+    ours, before = training_pass(net, x, amp), training_pass(original, x, amp)
+    assert all(torch.equal(a, b) for a, b in zip(ours, before))
+    # Per resnet_6blocks pass at ngf 4: an unpadded feature map less for each padded ReLU, and (fp32)
+    # no input of any padding.
+    assert saved_bytes(net, x, amp) < 0.95 * saved_bytes(original, x, amp)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_fp32_padding_keeps_only_the_shape_and_gives_torchs_gradient_in_its_layout(memory_format):
+    x = torch.randn(2, 3, 9, 8).to(memory_format=memory_format).requires_grad_()
+    grad = torch.randn(2, 3, 13, 11).to(memory_format=memory_format)
+    kept = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda tensor: kept.append(tensor) or tensor, lambda tensor: tensor):
+        padded = ReflectionPad2d([2, 1, 1, 3])(x)
+    (ours,) = torch.autograd.grad(padded, x, grad)
+    (torchs,) = torch.autograd.grad(nn.ReflectionPad2d([2, 1, 1, 3])(x), x, grad)
+    assert kept == [] and torch.equal(padded, nn.ReflectionPad2d([2, 1, 1, 3])(x))
+    assert torch.equal(ours, torchs) and ours.stride() == torchs.stride()

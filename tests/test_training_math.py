@@ -90,6 +90,16 @@ def test_pool_returns_previously_generated_images_only():
         assert set(out.flatten().tolist()) <= seen
 
 
+def test_pool_keeps_bf16_images_in_bf16_and_returns_them_exactly_in_fp32():
+    random.seed(0)
+    pool = ImagePool(2)
+    images = [torch.randn(1, 3, 4, 4).to(torch.bfloat16) for _ in range(6)]
+    for image in images:
+        out = pool.query(image)
+        assert out.dtype == torch.float32 and any(torch.equal(out, seen.float()) for seen in images)
+    assert [stored.dtype for stored in pool.images] == [torch.bfloat16] * 2
+
+
 def schedule(policy, n_epochs=3, n_epochs_decay=3, epoch_count=1, lr_decay_iters=2):
     """(options, optimizer with lr 1, its scheduler) for `policy`."""
     opt = argparse.Namespace(lr_policy=policy, n_epochs=n_epochs, n_epochs_decay=n_epochs_decay,
