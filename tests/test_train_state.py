@@ -143,7 +143,7 @@ def test_the_disk_plan_warns_when_the_space_will_not_last(tmp_path, unaligned_ro
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(train_state.shutil, "disk_usage", lambda folder: Usage(10 ** 9, 10 ** 9, 10 ** 5))
     model = SimpleNamespace(optimizers=[], image_pools=lambda: {}, networks=lambda: {"G": torch.nn.Linear(100, 100)},
-                            averaged_networks=lambda: {})
+                            averaged_networks=lambda: {}, average=None)
     opt = SimpleNamespace(checkpoints_dir=str(tmp_path), name="run", n_epochs=10, n_epochs_decay=10,
                           save_epoch_freq=5, save_by_iter=False, save_latest_freq=4, keep_last=0, input_nc=3,
                           output_nc=3, crop_size=32, world_size=1)
