@@ -21,6 +21,12 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     def _apply_instance_norm(self, x):
         # torch's nn.InstanceNorm2d hook for the normalisation itself; written out (not via super())
         # so that the module stays scriptable for `scripts/export.py --format torchscript`.
+        if self.running_mean is None and is_channels_last_on_cpu(x) and not x.requires_grad:
+            # Group norm with one group per channel is instance norm (the same statistics, up to float
+            # rounding), and its CPU kernel keeps the channels-last layout where torch's instance norm
+            # converts to contiguous and back: a bf16 generator at 256 px ran twice as fast on an AMX
+            # Xeon. Inference only: group norm's CPU backward pass in bf16 took 17 ms a layer there.
+            return F.group_norm(x, x.size(1), self.weight, self.bias, self.eps)
         if x.requires_grad and x.size(0) == 1 and self.running_mean is None:
             # One image: batch norm over the batch is instance norm, the very call torch's instance norm
             # makes on the same contiguous values, which then returns a view of the result. The in-place
@@ -37,6 +43,13 @@ class InstanceNorm2d(nn.InstanceNorm2d):
 
     def _get_name(self):
         return "InstanceNorm2d"
+
+
+def is_channels_last_on_cpu(x):
+    """Whether x is a CPU image batch laid out channels-last (and not also contiguous, as tensors with one
+    channel or one pixel are)."""
+    return x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous()
 
 
 class Identity(nn.Module):

@@ -227,7 +227,8 @@ class BaseOptions:
                             "fp16 (with loss scaling) for older GPUs, none for plain fp32")
         g.add_argument("--channels_last", action="store_true",
                        help="keep networks and images in channels-last memory format (faster convolutions with "
-                            "--amp on GPUs with tensor cores; measured slower on CPUs)")
+                            "--amp on GPUs with tensor cores, and test.py with --amp bf16 on AMX CPUs; training "
+                            "on CPUs measured slower)")
         g.add_argument("--compile", action="store_true",
                        help="compile the networks with torch.compile (the first iteration takes longer)")
         g.add_argument("--no_tf32", action="store_true",

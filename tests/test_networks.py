@@ -157,3 +157,27 @@ def test_choices_are_all_buildable():
         define_D(1, 2, name)
     with pytest.raises(ValueError):
         define_G(3, 3, 4, "resnet_12blocks")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_instance_norm_keeps_channels_last_in_inference_with_the_same_values(dtype):
+    """Inference on a channels-last CPU batch runs as group norm, one group per channel: the layout is
+    kept (no conversion to contiguous and back) and the values are instance norm's."""
+    torch.manual_seed(0)
+    x = (torch.randn(2, 8, 16, 16) * 3 + 1).to(dtype)
+    norm = get_norm_layer("instance")(8)
+    with torch.no_grad():
+        got = norm(x.contiguous(memory_format=torch.channels_last))
+        expected = nn.InstanceNorm2d(8)(x)
+    assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == dtype
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(got.float(), expected.float(), rtol=tolerance, atol=tolerance)
+
+
+def test_channels_last_generator_infers_as_the_contiguous_one():
+    torch.manual_seed(0)
+    net, x = define_G(3, 3, 4, "resnet_6blocks", "instance").eval(), torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = net(x)
+        got = net.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
