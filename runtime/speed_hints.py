@@ -3,14 +3,15 @@ prints once at its start. The defaults never change (plain fp32, no compilation:
 and no compile wait); the hint only says what was measured.
 
 `speed_hints` is pure: the hardware comes in as a `Hardware` (`describe_hardware` asks the machine), so
-tests fake an AMX Xeon or an older GPU. What the advice rests on (scripts/benchmark.py, CycleGAN with
-resnet_9blocks, batch 1):
-  AMX Xeon (Sapphire Rapids), 256 px     --amp bf16 2.4x the fp32 speed, --amp bf16 --compile 4.0x
+tests fake an AMX Xeon or an older GPU. What the advice rests on (CycleGAN with resnet_9blocks, batch 1):
+  AMX Xeon, 256 px, 2 cores              train.py (scripts/benchmarks/train_speed.py): fp32 6.38 s/it, --amp bf16
+                                         2.56 s/it (2.5x), --amp bf16 --compile 1.68 s/it (3.8x; compile 1.5x)
   AMD EPYC with AVX-512 BF16, no AMX     --amp bf16 2.05x the fp32 speed, train.py at 256 px (1 thread, CPU time:
                                          12.4 -> 6.0 s/it); 1.54x in scripts/benchmark.py at 128 px; a large conv 2.0x
   CPUs with neither                      bf16 is emulated, slower than fp32: no hint
   GPUs of compute capability 8.0+        bf16 tensor cores (Ampere or newer), no loss scaling needed
-  --channels_last on CPUs                slower (0.89x fp32, 0.88x bf16 on the AMX Xeon): never hinted
+  --channels_last on CPUs                training: slower (0.89x fp32, 0.88x bf16 on the AMX Xeon in
+                                         scripts/benchmark.py; compiled bf16 no faster): never hinted
   --compile, AMD EPYC without AMX        bf16 0.521 -> 0.533 it/s at 128 px (+2%, 1 thread)
 --compile costs a minute or more before the first step, so it is suggested for long runs only.
 """
@@ -71,10 +72,10 @@ def speed_hints(hardware, given, steps):
 def compile_gain(hardware):
     """What --compile was measured to gain on hardware like `hardware`, in words."""
     if hardware.device_type == "cuda":
-        return "not measured on GPUs here (on an AMX Xeon it raised bf16 training from 2.4x to 4.0x the fp32 speed)"
+        return "not measured on GPUs here (on an AMX Xeon it made bf16 training 1.5x as fast)"
     if AMX_FLAG in hardware.cpu_flags:
-        return "on an AMX Xeon it raised bf16 training from 2.4x to 4.0x the fp32 speed"
-    return "on an AMD EPYC without AMX it made bf16 training only 2% faster (128 px); on an AMX Xeon 1.7x"
+        return "on an AMX Xeon it raised bf16 training from 2.5x to 3.8x the fp32 speed (train.py, 256 px)"
+    return "on an AMD EPYC without AMX it made bf16 training only 2% faster (128 px); on an AMX Xeon 1.5x"
 
 
 def bf16_reason(hardware):
@@ -86,7 +87,7 @@ def bf16_reason(hardware):
                     "needs no loss scaling")
         return None
     if AMX_FLAG in hardware.cpu_flags:
-        return "this CPU has AMX; on an AMX Xeon CycleGAN trained 2.4x as fast as in fp32 (256 px)"
+        return "this CPU has AMX; on an AMX Xeon CycleGAN trained 2.5x as fast as in fp32 (256 px)"
     if AVX512_BF16_FLAG in hardware.cpu_flags:
         return ("this CPU has AVX-512 BF16; on an AMD EPYC with it (no AMX) CycleGAN trained 2.0x as fast as in "
                 "fp32 (256 px)")

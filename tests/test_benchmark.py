@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -241,3 +242,35 @@ def test_train_memory_names_the_failing_run_in_one_line(tmp_path):
                          "32", "--ngf", "4", "--ndf", "4", "--workdir", tmp_path / "work", "--configs",
                          "bad=--netG no_such_net", cwd=tmp_path, timeout=300)
     assert process.returncode == 2 and "train.py of configuration bad failed: " in process.stderr and "Traceback" not in process.stderr
+
+
+def test_train_speed_times_iterations_as_the_difference_of_two_whole_training_runs(tmp_path):
+    work = tmp_path / "work"
+    process = run_script("scripts/benchmarks/train_speed.py", "--short", "1", "--long", "3", "--load_size", "36",
+                         "--crop_size", "32", "--ngf", "4", "--ndf", "4", "--threads", "1", "--peak", "--workdir",
+                         work, "--configs", "fp32=", "bf16=--amp bf16", cwd=tmp_path, timeout=600)
+    assert process.returncode == 0, process.stderr
+    records = bench_records(process.stdout)
+    assert [record["config"] for record in records] == ["fp32", "bf16"]
+    for record in records:
+        walls = record["wall_s"]
+        assert record["seconds_per_iteration"] == pytest.approx((walls["long"] - walls["short"]) / 2)
+        assert record["iterations_per_second"] == pytest.approx(1 / record["seconds_per_iteration"])
+        assert record["train_flops"] > 0 and record["bf16_peak_flops"] > 0 and record["threads"] == 1
+        assert record["share_of_bf16_peak"] == pytest.approx(
+            record["train_flops"] / record["seconds_per_iteration"] / record["bf16_peak_flops"])
+        for run, images in (("warmup", 1), ("short", 1), ("long", 3)):  # each run in its own folder
+            options = (work / "checkpoints" / f"{record['config']}-{run}" / "bench" / "train_opt.txt").read_text()
+            assert re.search(rf"max_dataset_size: {images}(\.0)?\s", options)
+    assert "of bf16 peak" in process.stdout.split("BENCH ")[0]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--short", "3", "--long", "3"], "--short 3 is not below --long 3"),
+    (["--short", "1", "--long", "2", "--configs", "bad=--netG no_such_net"],
+     "train.py of configuration bad (warmup run) failed: "),
+])
+def test_train_speed_refuses_what_it_cannot_time_in_one_line(tmp_path, arguments, message):
+    process = run_script("scripts/benchmarks/train_speed.py", "--load_size", "36", "--crop_size", "32", "--ngf", "4",
+                         "--ndf", "4", "--workdir", tmp_path / "work", *arguments, cwd=tmp_path, timeout=300)
+    assert process.returncode == 2 and message in process.stderr and "Traceback" not in process.stderr
