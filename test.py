@@ -27,6 +27,7 @@ from metrics.report import REFERENCE, compute_metrics, report_lines, save_metric
 from models import checkpoint, create_model
 from options.base_options import architecture_summary, require_writable_folder
 from options.test_options import TestOptions
+from runtime.speed_hints import describe_hardware, inference_hints
 from util.errors import exit_on_user_error
 from util.progress import progress_bar
 
@@ -60,6 +61,9 @@ def main(argv=None):
     require_writable_folder(web_dir, "--results_dir", opt.results_dir)  # before the model runs
     print(model.describe_networks(opt.verbose))
     print(f"weights: {loaded}")
+    if opt.runtime.is_main:
+        for line in inference_hints(describe_hardware(opt.runtime.device), options.explicit, opt.amp):
+            print(line)
     metric_names = parse_metric_names(opt.metrics)
     collector = MetricsCollector(metric_names, opt, model.visual_names) if metric_names else None
     if opt.runtime.is_main:

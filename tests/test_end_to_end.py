@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from conftest import run_script, write_images
-from runtime.speed_hints import describe_hardware, speed_hints
+from runtime.speed_hints import describe_hardware, inference_hints, speed_hints
 
 TINY = ["--ngf", "8", "--ndf", "8", "--num_threads", "0", "--gpu_ids", "-1", "--display_id", "0", "--seed", "0"]
 CYCLE_LABELS = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
@@ -66,7 +66,9 @@ def test_cyclegan_train_then_test(tmp_path, unaligned_root):
     # Progress bars without a terminal: plain lines, no carriage returns.
     assert "\r" not in result.stderr and re.search(r"epoch 2/2: 100%.*4/4", result.stderr)
 
-    run_test(tmp_path, unaligned_root, "cg", "--model", "cycle_gan")
+    result = run_test(tmp_path, unaligned_root, "cg", "--model", "cycle_gan")
+    hints = inference_hints(describe_hardware(torch.device("cpu")), given=set(), amp="none")
+    assert all(result.stdout.count(line) == 1 for line in hints) and result.stdout.count("speed:") == bool(hints)
     out = tmp_path / "results" / "cg" / "test_latest"
     images = sorted(p.name for p in (out / "images").iterdir())
     assert images == sorted(f"img_{i:03d}_{label}.png" for i in range(3) for label in CYCLE_LABELS)

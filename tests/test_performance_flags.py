@@ -134,6 +134,7 @@ def test_train_and_test_with_amp_and_channels_last(tmp_path, unaligned_root):
                         tmp_path / "results", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "weights: EMA weights (decay 0.9) from latest_net_G_A.pth, latest_net_G_B.pth" in result.stdout
+    assert "speed:" not in result.stdout  # both flags given: nothing left to suggest
     assert len(list((tmp_path / "results" / "fast" / "test_latest" / "images").glob("*_fake_B.png"))) == 3
 
 

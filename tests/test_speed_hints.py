@@ -7,7 +7,7 @@ import torch
 
 from runtime import device as device_module
 from runtime.device import Machine
-from runtime.speed_hints import LONG_RUN_STEPS, Hardware, describe_hardware, speed_hints
+from runtime.speed_hints import LONG_RUN_STEPS, Hardware, describe_hardware, inference_hints, speed_hints
 
 AMX_XEON = Hardware("cpu", frozenset({"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}))
 ZEN4_EPYC = Hardware("cpu", frozenset({"avx2", "avx512f", "avx512_bf16"}))
@@ -76,3 +76,28 @@ def test_the_hardware_is_read_from_the_machine(tmp_path, monkeypatch):
     gpu = SimpleNamespace(gpu=lambda index: ("NVIDIA H100", (9, 0)) if index == 1 else None)
     assert describe_hardware(torch.device("cuda:1"), gpu) == Hardware("cuda", gpu_name="NVIDIA H100",
                                                                       gpu_capability=(9, 0))
+
+
+@pytest.mark.parametrize("hardware, given, amp, flags", [
+    (AMX_XEON, set(), "none", ["--amp bf16", "--channels_last"]),
+    (AMX_XEON, {"amp"}, "bf16", ["--channels_last"]),
+    (AMX_XEON, {"amp"}, "none", []),  # fp32 chosen: channels-last was not measured faster there
+    (AMX_XEON, {"channels_last"}, "none", ["--amp bf16"]),
+    (ZEN4_EPYC, set(), "none", ["--amp bf16"]),  # channels-last not measured without AMX
+    (ZEN4_EPYC, {"amp"}, "bf16", []),
+    (PLAIN_CPU, set(), "none", []),
+    (A100, set(), "none", ["--amp bf16"]),
+    (A100, {"amp"}, "bf16", []),  # channels-last is a CPU finding here
+    (V100, set(), "none", []),
+], ids=["amx", "amx-bf16-given", "amx-fp32-given", "amx-channels-last-given", "epyc", "epyc-bf16-given",
+        "plain-cpu", "ampere", "ampere-bf16-given", "older-gpu"])
+def test_test_py_gets_the_flags_measured_faster_for_inference(hardware, given, amp, flags):
+    lines = inference_hints(hardware, given, amp)
+    assert suggested(lines) == flags
+    assert lines == [] if not flags else lines[0].startswith("speed: flags you did not give that run faster")
+
+
+def test_test_py_hints_give_inference_figures():
+    amx = inference_hints(AMX_XEON, set(), "none")
+    assert "test.py ran 1.95x" in amx[1] and "1.5x faster still" in amx[2]
+    assert "test.py ran 1.5x" in inference_hints(ZEN4_EPYC, set(), "none")[1]
