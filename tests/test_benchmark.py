@@ -205,11 +205,11 @@ def test_testpy_speed_times_whole_test_runs_and_compares_their_pictures(tmp_path
 
 
 def test_testpy_speed_exports_an_earlier_revision_and_refuses_unknown_ones(tmp_path):
-    from scripts.benchmarks import testpy_speed
-    testpy_speed.export_revision("HEAD", str(tmp_path / "head"))
+    from scripts.benchmarks import whole_runs
+    whole_runs.export_revision("HEAD", str(tmp_path / "head"))
     assert (tmp_path / "head" / "test.py").is_file() and (tmp_path / "head" / "engine").is_dir()
     with pytest.raises(UserError, match="--before no-such-revision: git archive failed"):
-        testpy_speed.export_revision("no-such-revision", str(tmp_path / "none"))
+        whole_runs.export_revision("no-such-revision", str(tmp_path / "none"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -24,7 +24,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from make_demo_dataset import load_photos, random_crops  # noqa: E402
 from models.generators import GENERATOR_CHOICES  # noqa: E402
 from scripts.benchmarks.bench_generator import random_generator, save_test_weights  # noqa: E402
 from scripts.benchmarks.report import aligned, device_name  # noqa: E402
+from scripts.benchmarks.whole_runs import add_configs_argument, add_workdir_argument, code_versions, in_workdir  # noqa: E402
 from scripts.quality_bench.configs import flag_list, read_configs  # noqa: E402
 from scripts.quality_bench.runs import error_line  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
@@ -55,9 +55,7 @@ NAME = "bench"  # the experiment name of every run
 def parse_args(argv=None):
     """Read and check the command line. argv: arguments, default sys.argv[1:]."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, metavar="NAME=FLAGS",
-                        help="configurations: name=flags entries with test.py flags, or one .json file of "
-                             f"{{name: flags}} (default: {' '.join(repr(entry) for entry in DEFAULT_CONFIGS)})")
+    add_configs_argument(parser, "test.py", DEFAULT_CONFIGS)
     parser.add_argument("--images", type=NumberRange(int, minimum=1), default=40,
                         help="test images (default: %(default)s)")
     parser.add_argument("--size", type=NumberRange(int, minimum=16), default=256,
@@ -76,8 +74,7 @@ def parse_args(argv=None):
                              "(default: %(default)s)")
     parser.add_argument("--before", metavar="REV", default=None,
                         help="also run every configuration with this repository's test.py at git revision REV")
-    parser.add_argument("--workdir", default=None,
-                        help="folder for the photos, weights, results and logs (default: a temporary one, removed)")
+    add_workdir_argument(parser, "the photos, weights, results and logs")
     add_ranges_to_help(parser)
     args = parser.parse_args(argv)
     check_ranges(args, parser)
@@ -89,16 +86,6 @@ def write_photos(folder, count, size):
     os.makedirs(folder, exist_ok=True)
     for index, crop in enumerate(random_crops(load_photos(), np.random.default_rng(0), size, count)):
         crop.save(os.path.join(folder, f"{index:04d}.jpg"), quality=90)
-
-
-def export_revision(revision, folder):
-    """This repository's files at git revision `revision`, written into `folder` (git archive)."""
-    os.makedirs(folder, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", revision], capture_output=True)
-    if archive.returncode != 0:
-        raise UserError(f"--before {revision}: git archive failed ({archive.stderr.decode().strip()}); "
-                        "give a revision of this repository, e.g. main or HEAD~3")
-    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
 
 
 def test_command(code, args, work, results, config):
@@ -186,10 +173,7 @@ def benchmark(args, work):
     configs = read_configs(args.configs)
     write_photos(os.path.join(work, "photos"), args.images, args.size)
     save_test_weights(random_generator(args.netG, args.ngf), os.path.join(work, "checkpoints"), NAME)
-    codes = [("now", "now", str(REPO))]
-    if args.before:
-        codes.insert(0, ("before", args.before, os.path.join(work, "before")))
-        export_revision(args.before, codes[0][2])
+    codes = code_versions(args.before, work)
     records = measure(args, work, [(*code, config) for config in configs for code in codes])
     print(format_table(records))
     print(f"{args.images} images of {args.size} px, {args.netG} ngf {args.ngf}, --model test; img/s: images over "
@@ -204,12 +188,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: CUDA is not available here; use --device cpu")
-    if args.workdir:
-        os.makedirs(args.workdir, exist_ok=True)
-        benchmark(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="testpy-speed-") as work:
-            benchmark(args, work)
+    in_workdir(args, benchmark, "testpy-speed-")
 
 
 if __name__ == "__main__":

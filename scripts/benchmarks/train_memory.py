@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,14 @@ from make_demo_dataset import make_demo_dataset  # noqa: E402
 
 from scripts.benchmarks.memory import TreePeak  # noqa: E402
 from scripts.benchmarks.report import aligned, device_name  # noqa: E402
-from scripts.benchmarks.testpy_speed import export_revision  # noqa: E402
+from scripts.benchmarks.whole_runs import (  # noqa: E402
+    add_configs_argument,
+    add_training_size_arguments,
+    add_workdir_argument,
+    check_training_sizes,
+    code_versions,
+    in_workdir,
+)
 from scripts.quality_bench.configs import flag_list, read_configs  # noqa: E402
 from scripts.quality_bench.runs import error_line  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
@@ -54,33 +60,21 @@ NAME = "bench"  # the experiment name of every run
 def parse_args(argv=None):
     """Read and check the command line. argv: arguments, default sys.argv[1:]."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, metavar="NAME=FLAGS",
-                        help="configurations: name=flags entries with train.py flags, or one .json file of "
-                             f"{{name: flags}} (default: {' '.join(repr(entry) for entry in DEFAULT_CONFIGS)})")
+    add_configs_argument(parser, "train.py", DEFAULT_CONFIGS)
     parser.add_argument("--images", type=NumberRange(int, minimum=1), default=8,
                         help="training pictures per domain, hence training iterations (default: %(default)s)")
-    parser.add_argument("--load_size", type=NumberRange(int, minimum=16), default=286,
-                        help="side of the square pictures, train.py's --load_size (default: %(default)s)")
-    parser.add_argument("--crop_size", type=NumberRange(int, minimum=16), default=256,
-                        help="train.py's --crop_size (default: %(default)s)")
-    parser.add_argument("--ngf", type=NumberRange(int, minimum=1), default=64,
-                        help="generator filters in the last conv layer (default: %(default)s)")
-    parser.add_argument("--ndf", type=NumberRange(int, minimum=1), default=64,
-                        help="discriminator filters in the first conv layer (default: %(default)s)")
+    add_training_size_arguments(parser)
     parser.add_argument("--threads", type=NumberRange(int, minimum=1), default=1,
                         help="OMP_NUM_THREADS of the runs (memory does not depend on it; default: %(default)s)")
     parser.add_argument("--interval", type=NumberRange(float, minimum=0.01), default=0.1,
                         help="seconds between two samples of the process tree's PSS (default: %(default)s)")
     parser.add_argument("--before", metavar="REV", default=None,
                         help="also run every configuration with this repository's code at git revision REV")
-    parser.add_argument("--workdir", default=None,
-                        help="folder for the pictures, checkpoints and logs (default: a temporary one, removed)")
+    add_workdir_argument(parser, "the pictures, checkpoints and logs")
     add_ranges_to_help(parser)
     args = parser.parse_args(argv)
     check_ranges(args, parser)
-    if args.crop_size > args.load_size:
-        raise UserError(f"--crop_size {args.crop_size} is larger than --load_size {args.load_size}; "
-                        "give a crop size of at most the load size")
+    check_training_sizes(args)
     return args
 
 
@@ -146,10 +140,7 @@ def benchmark(args, work):
     configs = read_configs(args.configs)
     make_demo_dataset(os.path.join(work, "photos"), size=args.load_size, n_train=args.images, n_test=2,
                       overwrite=True)
-    codes = [("now", "now", str(REPO))]
-    if args.before:
-        codes.insert(0, ("before", args.before, os.path.join(work, "before")))
-        export_revision(args.before, codes[0][2])
+    codes = code_versions(args.before, work)
     records = measure(args, work, [(*code, config) for config in configs for code in codes])
     print(format_table(records))
     print(f"train.py, {args.images} iterations at {args.crop_size} px (pictures of {args.load_size} px), "
@@ -162,12 +153,7 @@ def benchmark(args, work):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    if args.workdir:
-        os.makedirs(args.workdir, exist_ok=True)
-        benchmark(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="train-memory-") as work:
-            benchmark(args, work)
+    in_workdir(args, benchmark, "train-memory-")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +32,13 @@ from make_demo_dataset import make_demo_dataset  # noqa: E402
 
 from scripts.benchmarks.report import aligned, device_name  # noqa: E402
 from scripts.benchmarks.train_memory import train_command  # noqa: E402
+from scripts.benchmarks.whole_runs import (  # noqa: E402
+    add_configs_argument,
+    add_training_size_arguments,
+    add_workdir_argument,
+    check_training_sizes,
+    in_workdir,
+)
 from scripts.quality_bench.configs import read_configs  # noqa: E402
 from scripts.quality_bench.runs import error_line  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
@@ -44,35 +50,23 @@ DEFAULT_CONFIGS = ["fp32=", "bf16=--amp bf16", "bf16_compile=--amp bf16 --compil
 def parse_args(argv=None):
     """Read and check the command line. argv: arguments, default sys.argv[1:]."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, metavar="NAME=FLAGS",
-                        help="configurations: name=flags entries with train.py flags, or one .json file of "
-                             f"{{name: flags}} (default: {' '.join(repr(entry) for entry in DEFAULT_CONFIGS)})")
+    add_configs_argument(parser, "train.py", DEFAULT_CONFIGS)
     parser.add_argument("--short", type=NumberRange(int, minimum=1), default=4,
                         help="iterations of the shorter timed run (default: %(default)s)")
     parser.add_argument("--long", type=NumberRange(int, minimum=2), default=16,
                         help="iterations of the longer timed run (default: %(default)s)")
-    parser.add_argument("--load_size", type=NumberRange(int, minimum=16), default=286,
-                        help="side of the square pictures, train.py's --load_size (default: %(default)s)")
-    parser.add_argument("--crop_size", type=NumberRange(int, minimum=16), default=256,
-                        help="train.py's --crop_size (default: %(default)s)")
-    parser.add_argument("--ngf", type=NumberRange(int, minimum=1), default=64,
-                        help="generator filters in the last conv layer (default: %(default)s)")
-    parser.add_argument("--ndf", type=NumberRange(int, minimum=1), default=64,
-                        help="discriminator filters in the first conv layer (default: %(default)s)")
+    add_training_size_arguments(parser)
     parser.add_argument("--threads", type=NumberRange(int, minimum=1), default=None,
                         help="OMP_NUM_THREADS of the runs (default: left unset, so torch uses every core)")
     parser.add_argument("--peak", action="store_true",
                         help="also print each configuration's share of the bf16 convolution peak")
-    parser.add_argument("--workdir", default=None,
-                        help="folder for the pictures, checkpoints and logs (default: a temporary one, removed)")
+    add_workdir_argument(parser, "the pictures, checkpoints and logs")
     add_ranges_to_help(parser)
     args = parser.parse_args(argv)
     check_ranges(args, parser)
     if args.short >= args.long:
         raise UserError(f"--short {args.short} is not below --long {args.long}; give fewer short iterations")
-    if args.crop_size > args.load_size:
-        raise UserError(f"--crop_size {args.crop_size} is larger than --load_size {args.load_size}; "
-                        "give a crop size of at most the load size")
+    check_training_sizes(args)
     return args
 
 
@@ -171,12 +165,7 @@ def benchmark(args, work):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    if args.workdir:
-        os.makedirs(args.workdir, exist_ok=True)
-        benchmark(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="train-speed-") as work:
-            benchmark(args, work)
+    in_workdir(args, benchmark, "train-speed-")
 
 
 if __name__ == "__main__":
