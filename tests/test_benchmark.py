@@ -247,21 +247,24 @@ def test_train_memory_names_the_failing_run_in_one_line(tmp_path):
 def test_train_speed_times_iterations_as_the_difference_of_two_whole_training_runs(tmp_path):
     work = tmp_path / "work"
     process = run_script("scripts/benchmarks/train_speed.py", "--short", "1", "--long", "3", "--load_size", "36",
-                         "--crop_size", "32", "--ngf", "4", "--ndf", "4", "--threads", "1", "--peak", "--workdir",
-                         work, "--configs", "fp32=", "bf16=--amp bf16", cwd=tmp_path, timeout=600)
+                         "--crop_size", "32", "--ngf", "4", "--ndf", "4", "--threads", "1", "--peak", "--rounds",
+                         "2", "--workdir", work, "--configs", "fp32=", "bf16=--amp bf16", cwd=tmp_path, timeout=600)
     assert process.returncode == 0, process.stderr
     records = bench_records(process.stdout)
     assert [record["config"] for record in records] == ["fp32", "bf16"]
     for record in records:
         walls = record["wall_s"]
-        assert record["seconds_per_iteration"] == pytest.approx((walls["long"] - walls["short"]) / 2)
+        per_round = [(long - short) / 2 for short, long in zip(walls["short"], walls["long"])]
+        assert len(per_round) == 2 and record["seconds_per_iteration_rounds"] == pytest.approx(per_round)
+        assert record["seconds_per_iteration"] == pytest.approx(sum(per_round) / 2)  # the median of two
         assert record["iterations_per_second"] == pytest.approx(1 / record["seconds_per_iteration"])
         assert record["train_flops"] > 0 and record["bf16_peak_flops"] > 0 and record["threads"] == 1
         assert record["share_of_bf16_peak"] == pytest.approx(
             record["train_flops"] / record["seconds_per_iteration"] / record["bf16_peak_flops"])
-        for run, images in (("warmup", 1), ("short", 1), ("long", 3)):  # each run in its own folder
-            options = (work / "checkpoints" / f"{record['config']}-{run}" / "bench" / "train_opt.txt").read_text()
-            assert re.search(rf"max_dataset_size: {images}(\.0)?\s", options)
+        for run, images in (("warmup", 1), ("short1", 1), ("long1", 3), ("short2", 1), ("long2", 3)):
+            log = (work / f"{record['config']}-{run}.log").read_text()  # train.py prints its options
+            assert re.search(rf"max_dataset_size: {images}(\.0)?\s", log)
+    assert not list((work / "checkpoints").iterdir())  # each run's checkpoints are removed after it
     assert "of bf16 peak" in process.stdout.split("BENCH ")[0]
 
 

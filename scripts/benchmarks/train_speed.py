@@ -4,13 +4,14 @@
     python scripts/benchmarks/train_speed.py --configs fp32= bf16='--amp bf16' --short 2 --long 8 --peak
 
 It writes a small photo dataset (--long crops of the demo photos per domain, --load_size px), then runs
-`python train.py` (batch 1, one epoch, visdom off, the default loader workers) three times per
-configuration: once on one picture to warm up (torch.compile's caches, the page cache), then on --short
-and on --long pictures (--max_dataset_size). The difference of the two timed runs' wall clocks divided by
-the difference of their iterations is the time per iteration of a long run: start-up, compilation, the
-checkpoint at the end and the result page cancel out, while data loading, the image pools, logging and
-every other per-step cost of train.py stay in. It prints, per configuration: seconds per iteration,
-iterations per second and the speed-up over the first configuration. With --peak it also counts the
+`python train.py` (batch 1, one epoch, visdom off, the default loader workers) once per configuration on
+one picture to warm up (torch.compile's caches, the page cache), then, in each of --rounds rounds and for
+each configuration in turn, on --short and on --long pictures (--max_dataset_size). The difference of
+the two timed runs' wall clocks divided by the difference of their iterations is the time per iteration
+of a long run: start-up, compilation, the checkpoint at the end and the result page cancel out, while
+data loading, the image pools, logging and every other per-step cost of train.py stay in. It prints, per
+configuration: the median seconds per iteration over the rounds, iterations per second and the
+speed-up over the first configuration. With --peak it also counts the
 FLOPs of one default CycleGAN iteration (FlopCounterMode, as scripts/benchmark.py does) and measures a
 large bf16 convolution's throughput on --threads threads, and prints each configuration's share of that
 peak (meaningful for configurations that keep the default networks). Then one `BENCH {json}` line per
@@ -19,6 +20,8 @@ configuration.
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -58,6 +61,9 @@ def parse_args(argv=None):
     add_training_size_arguments(parser)
     parser.add_argument("--threads", type=NumberRange(int, minimum=1), default=None,
                         help="OMP_NUM_THREADS of the runs (default: left unset, so torch uses every core)")
+    parser.add_argument("--rounds", type=NumberRange(int, minimum=1), default=1,
+                        help="timed pairs of runs per configuration, the configurations in turn; the median "
+                             "is reported (default: %(default)s)")
     parser.add_argument("--peak", action="store_true",
                         help="also print each configuration's share of the bf16 convolution peak")
     add_workdir_argument(parser, "the pictures, checkpoints and logs")
@@ -88,21 +94,42 @@ def timed_run(name, command, log_path, env):
     return time.perf_counter() - start
 
 
-def measure(args, work, config, env):
-    """Warm up, then time the short and the long run of one configuration; its record."""
-    walls = {}
-    for label, images in (("warmup", 1), ("short", args.short), ("long", args.long)):
-        # Each run writes its own checkpoint folder (named after the configuration and the run), so
-        # that none starts next to another's checkpoints.
-        command = train_command(str(REPO), args, work, config._replace(name=f"{config.name}-{label}"))
-        command += ["--max_dataset_size", str(images)]
-        walls[label] = timed_run(f"configuration {config.name} ({label} run)", command,
-                                 os.path.join(work, f"{config.name}-{label}.log"), env)
-    seconds = (walls["long"] - walls["short"]) / (args.long - args.short)
-    print(f"{config.name}: {seconds:.3f} s/it (runs of {args.short} and {args.long} iterations: "
-          f"{walls['short']:.1f} s, {walls['long']:.1f} s; warm-up {walls['warmup']:.1f} s)", flush=True)
+def training_run(args, work, config, label, images, env):
+    """Wall seconds of one train.py run of `config` on `images` pictures; its log is work/<config>-<label>.log.
+    Its checkpoints are removed afterwards (a 256 px CycleGAN writes about 250 MB a run)."""
+    # Each run writes its own checkpoint folder, so that none starts next to another's checkpoints.
+    name = f"{config.name}-{label}"
+    command = train_command(str(REPO), args, work, config._replace(name=name))
+    command += ["--max_dataset_size", str(images)]
+    seconds = timed_run(f"configuration {config.name} ({label} run)", command, os.path.join(work, f"{name}.log"), env)
+    shutil.rmtree(os.path.join(work, "checkpoints", name))
+    return seconds
+
+
+def measure(args, work, configs, env):
+    """Warm every configuration up, then time its short and long runs once per round, the configurations in
+    turn within each round (so that a machine whose speed drifts slows them all alike); one record each."""
+    warmups = {config.name: training_run(args, work, config, "warmup", 1, env) for config in configs}
+    walls = {config.name: {"short": [], "long": []} for config in configs}
+    for number in range(1, args.rounds + 1):
+        for config in configs:
+            for label, images in (("short", args.short), ("long", args.long)):
+                seconds = training_run(args, work, config, f"{label}{number}", images, env)
+                walls[config.name][label].append(seconds)
+            short, long = walls[config.name]["short"][-1], walls[config.name]["long"][-1]
+            print(f"round {number}/{args.rounds} {config.name}: {(long - short) / (args.long - args.short):.3f} s/it "
+                  f"(runs of {args.short} and {args.long} iterations: {short:.1f} s, {long:.1f} s; "
+                  f"warm-up {warmups[config.name]:.1f} s)", flush=True)
+    return [record(args, config, warmups[config.name], walls[config.name]) for config in configs]
+
+
+def record(args, config, warmup, walls):
+    """The BENCH record of one configuration: its median seconds per iteration over the rounds, and more."""
+    per_round = [(long - short) / (args.long - args.short) for short, long in zip(walls["short"], walls["long"])]
+    seconds = statistics.median(per_round)
     return {"config": config.name, "flags": config.flags, "seconds_per_iteration": seconds,
-            "iterations_per_second": 1 / seconds, "wall_s": walls, "short": args.short, "long": args.long,
+            "seconds_per_iteration_rounds": per_round, "iterations_per_second": 1 / seconds,
+            "wall_s": {"warmup": warmup, **walls}, "short": args.short, "long": args.long, "rounds": args.rounds,
             "load_size": args.load_size, "crop_size": args.crop_size, "ngf": args.ngf, "ndf": args.ndf,
             "threads": args.threads, "device_name": device_name("cpu")}
 
@@ -150,7 +177,7 @@ def benchmark(args, work):
     configs = read_configs(args.configs)
     make_demo_dataset(os.path.join(work, "photos"), size=args.load_size, n_train=args.long, n_test=1, overwrite=True)
     env = run_environment(args.threads)
-    records = [measure(args, work, config, env) for config in configs]
+    records = measure(args, work, configs, env)
     summary = (f"train.py, {args.crop_size} px crops of {args.load_size} px pictures, ngf {args.ngf}, ndf {args.ndf}, "
                f"batch 1, OMP_NUM_THREADS={args.threads or 'unset'}")
     if args.peak:
