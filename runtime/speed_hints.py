@@ -4,8 +4,9 @@ the original's numbers, and no compile wait); the hint only says what was measur
 
 `speed_hints` is pure: the hardware comes in as a `Hardware` (`describe_hardware` asks the machine), so
 tests fake an AMX Xeon or an older GPU. What the advice rests on (CycleGAN with resnet_9blocks, batch 1):
-  AMX Xeon, 256 px, 2 cores              train.py (scripts/benchmarks/train_speed.py): fp32 6.38 s/it, --amp bf16
-                                         2.56 s/it (2.5x), --amp bf16 --compile 1.68 s/it (3.8x; compile 1.5x)
+  AMX Xeon, 256 px, 2 cores              train.py (scripts/benchmarks/train_speed.py --rounds 2): fp32 8.59 s/it,
+                                         --amp bf16 3.00 s/it (2.86x), --amp bf16 --compile 1.91 s/it (4.50x;
+                                         compile 1.57x); an earlier single round: 2.50x and 3.80x
   AMD EPYC with AVX-512 BF16, no AMX     --amp bf16 2.05x the fp32 speed, train.py at 256 px (1 thread, CPU time:
                                          12.4 -> 6.0 s/it); 1.54x in scripts/benchmark.py at 128 px; a large conv 2.0x
   CPUs with neither                      bf16 is emulated, slower than fp32: no hint
@@ -97,10 +98,10 @@ def hint_lines(hints, what):
 def compile_gain(hardware):
     """What --compile was measured to gain on hardware like `hardware`, in words."""
     if hardware.device_type == "cuda":
-        return "not measured on GPUs here (on an AMX Xeon it made bf16 training 1.5x as fast)"
+        return "not measured on GPUs here (on an AMX Xeon it made bf16 training 1.6x as fast)"
     if AMX_FLAG in hardware.cpu_flags:
-        return "on an AMX Xeon it raised bf16 training from 2.5x to 3.8x the fp32 speed (train.py, 256 px)"
-    return "on an AMD EPYC without AMX it made bf16 training only 2% faster (128 px); on an AMX Xeon 1.5x"
+        return "on an AMX Xeon it raised bf16 training from 2.9x to 4.5x the fp32 speed (train.py, 256 px)"
+    return "on an AMD EPYC without AMX it made bf16 training only 2% faster (128 px); on an AMX Xeon 1.6x"
 
 
 def bf16_reason(hardware):
@@ -112,7 +113,7 @@ def bf16_reason(hardware):
                     "needs no loss scaling")
         return None
     if AMX_FLAG in hardware.cpu_flags:
-        return "this CPU has AMX; on an AMX Xeon CycleGAN trained 2.5x as fast as in fp32 (256 px)"
+        return "this CPU has AMX; on an AMX Xeon CycleGAN trained 2.9x as fast as in fp32 (256 px)"
     if AVX512_BF16_FLAG in hardware.cpu_flags:
         return ("this CPU has AVX-512 BF16; on an AMD EPYC with it (no AMX) CycleGAN trained 2.0x as fast as in "
                 "fp32 (256 px)")
