@@ -78,10 +78,10 @@ def inference_hints(hardware, given, amp):
     layout in inference (models/norms.py).
     """
     hints = []
-    bf16 = inference_bf16_reason(hardware)
+    bf16 = bf16_reason(hardware, TEST_BF16_GAIN)
     if "amp" not in given and bf16:
         hints.append(f"--amp bf16: {bf16}")
-    bf16_in_use = amp == "bf16" or (bf16 and "amp" not in given)
+    bf16_in_use = amp == "bf16" or (bf16 is not None and "amp" not in given)
     if "channels_last" not in given and bf16_in_use and hardware.device_type == "cpu" and AMX_FLAG in hardware.cpu_flags:
         hints.append("--channels_last: with --amp bf16 on an AMX Xeon test.py ran 1.5x faster still (256 px)")
     return hint_lines(hints, "run faster")
@@ -104,27 +104,26 @@ def compile_gain(hardware):
     return "on an AMD EPYC without AMX it made bf16 training only 2% faster (128 px); on an AMX Xeon 1.6x"
 
 
-def bf16_reason(hardware):
-    """Why --amp bf16 is faster on `hardware`, in words; None where it is not known to be."""
+# What --amp bf16 was measured to gain per CPU kind (its /proc/cpuinfo flag, the first one present):
+# how the hint names the CPU and where it was measured, then the gain in training and in test.py.
+CPU_BF16 = {AMX_FLAG: ("this CPU has AMX", "on an AMX Xeon"),
+            AVX512_BF16_FLAG: ("this CPU has AVX-512 BF16", "on an AMD EPYC with it (no AMX)")}
+TRAINING_BF16_GAIN = {AMX_FLAG: "CycleGAN trained 2.9x as fast as in fp32 (256 px)",
+                      AVX512_BF16_FLAG: "CycleGAN trained 2.0x as fast as in fp32 (256 px)"}
+TEST_BF16_GAIN = {AMX_FLAG: "test.py ran 1.95x as fast as in fp32 (256 px, whole runs)",
+                  AVX512_BF16_FLAG: "test.py ran 1.5x as fast as in fp32 (256 px, whole runs)"}
+
+
+def bf16_reason(hardware, gains=TRAINING_BF16_GAIN):
+    """Why --amp bf16 is faster on `hardware`, in words; None where it is not known to be. gains: the
+    measured gain per CPU kind (TRAINING_BF16_GAIN or TEST_BF16_GAIN)."""
     if hardware.device_type == "cuda":
         if hardware.gpu_capability >= AMPERE:
             major, minor = hardware.gpu_capability
             return (f"{hardware.gpu_name} (compute capability {major}.{minor}) has bf16 tensor cores, and bf16 "
                     "needs no loss scaling")
         return None
-    if AMX_FLAG in hardware.cpu_flags:
-        return "this CPU has AMX; on an AMX Xeon CycleGAN trained 2.9x as fast as in fp32 (256 px)"
-    if AVX512_BF16_FLAG in hardware.cpu_flags:
-        return ("this CPU has AVX-512 BF16; on an AMD EPYC with it (no AMX) CycleGAN trained 2.0x as fast as in "
-                "fp32 (256 px)")
+    for flag, (cpu, where) in CPU_BF16.items():
+        if flag in hardware.cpu_flags:
+            return f"{cpu}; {where} {gains[flag]}"
     return None
-
-
-def inference_bf16_reason(hardware):
-    """Why --amp bf16 makes test.py faster on `hardware`, in words; None where it is not known to."""
-    if hardware.device_type == "cuda" or not bf16_reason(hardware):
-        return bf16_reason(hardware)
-    if AMX_FLAG in hardware.cpu_flags:
-        return "this CPU has AMX; on an AMX Xeon test.py ran 1.95x as fast as in fp32 (256 px, whole runs)"
-    return ("this CPU has AVX-512 BF16; on an AMD EPYC with it (no AMX) test.py ran 1.5x as fast as in fp32 "
-            "(256 px, whole runs)")
