@@ -109,7 +109,7 @@ def main(argv=None):
         else:
             report = benchmark_distributed(args, opt, configs, batch, baselines)
     if report is not None:
-        publish(args, *report)
+        publish(*report, json_path=args.json)
 
 
 if __name__ == "__main__":

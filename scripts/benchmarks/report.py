@@ -39,16 +39,17 @@ def aligned(header, rows):
     return "\n".join(lines)
 
 
-def publish(args, table, notes, records):
-    """Print the table, its explanations and the BENCH lines; append the JSON lines to --json."""
+def publish(table, notes, records, json_path=None):
+    """Print the table, its explanations and the BENCH lines; append the JSON lines to json_path (--json)
+    when one is given."""
     print(table)
     for line in notes:
         print(line)
     lines = [json.dumps(record) for record in records]
     print("\n".join("BENCH " + line for line in lines))
-    if args.json:  # plain JSON lines, one file gathering many runs
+    if json_path:  # plain JSON lines, one file gathering many runs
         try:
-            with open(args.json, "a", encoding="utf-8") as handle:
+            with open(json_path, "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n")
         except OSError as err:
-            raise UserError(f"cannot append to --json {args.json!r} ({err.strerror}); choose a writable file")
+            raise UserError(f"cannot append to --json {json_path!r} ({err.strerror}); choose a writable file")

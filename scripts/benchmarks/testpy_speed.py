@@ -18,7 +18,6 @@ test.py as this repository had it at git revision REV (exported with `git archiv
 table compares code as well as flags.
 """
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -38,8 +37,14 @@ from make_demo_dataset import load_photos, random_crops  # noqa: E402
 
 from models.generators import GENERATOR_CHOICES  # noqa: E402
 from scripts.benchmarks.bench_generator import random_generator, save_test_weights  # noqa: E402
-from scripts.benchmarks.report import aligned, device_name  # noqa: E402
-from scripts.benchmarks.whole_runs import add_configs_argument, add_workdir_argument, code_versions, in_workdir  # noqa: E402
+from scripts.benchmarks.report import aligned, device_name, publish  # noqa: E402
+from scripts.benchmarks.whole_runs import (  # noqa: E402
+    NAME,
+    add_configs_argument,
+    add_workdir_argument,
+    code_versions,
+    in_workdir,
+)
 from scripts.quality_bench.configs import flag_list, read_configs  # noqa: E402
 from scripts.quality_bench.runs import error_line  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
@@ -49,7 +54,6 @@ from util.ranges import NumberRange, add_ranges_to_help, check_ranges  # noqa: E
 # bfloat16; bfloat16 in batches of 4.
 DEFAULT_CONFIGS = ["original=--num_threads 0 --batch_size 1", "default=", "bf16=--amp bf16",
                    "bf16_batch4=--amp bf16 --batch_size 4"]
-NAME = "bench"  # the experiment name of every run
 
 
 def parse_args(argv=None):
@@ -175,12 +179,11 @@ def benchmark(args, work):
     save_test_weights(random_generator(args.netG, args.ngf), os.path.join(work, "checkpoints"), NAME)
     codes = code_versions(args.before, work)
     records = measure(args, work, [(*code, config) for config in configs for code in codes])
-    print(format_table(records))
-    print(f"{args.images} images of {args.size} px, {args.netG} ngf {args.ngf}, --model test; img/s: images over "
-          f"the median whole-process wall clock of {args.rounds} round(s); CPU s: the process and its loader "
-          f"workers; diff: fake pictures against the first row's, in 0-255 levels; on {device_name(args.device)}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print("\n".join("BENCH " + json.dumps(record) for record in records))
+    publish(format_table(records), [
+        f"{args.images} images of {args.size} px, {args.netG} ngf {args.ngf}, --model test; img/s: images over "
+        f"the median whole-process wall clock of {args.rounds} round(s); CPU s: the process and its loader "
+        f"workers; diff: fake pictures against the first row's, in 0-255 levels; on {device_name(args.device)}, "
+        f"load average {os.getloadavg()[0]:.1f}"], records)
 
 
 @exit_on_user_error

@@ -20,7 +20,6 @@ With --before REV, every configuration also runs with this repository as it was 
 so that the table compares code as well as flags. Then one `BENCH {json}` line per run.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -33,7 +32,7 @@ sys.path[:0] = [str(REPO), str(REPO / "datasets")]  # the tool and its scripts, 
 from make_demo_dataset import make_demo_dataset  # noqa: E402
 
 from scripts.benchmarks.memory import TreePeak  # noqa: E402
-from scripts.benchmarks.report import aligned, device_name  # noqa: E402
+from scripts.benchmarks.report import aligned, device_name, publish  # noqa: E402
 from scripts.benchmarks.whole_runs import (  # noqa: E402
     add_configs_argument,
     add_training_size_arguments,
@@ -41,8 +40,9 @@ from scripts.benchmarks.whole_runs import (  # noqa: E402
     check_training_sizes,
     code_versions,
     in_workdir,
+    train_command,
 )
-from scripts.quality_bench.configs import flag_list, read_configs  # noqa: E402
+from scripts.quality_bench.configs import read_configs  # noqa: E402
 from scripts.quality_bench.runs import error_line  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.ranges import NumberRange, add_ranges_to_help, check_ranges  # noqa: E402
@@ -54,7 +54,6 @@ DEFAULT_CONFIGS = ["fp32=", "bf16=--amp bf16",
                    "fp32_eval=--eval_freq 1 --metrics psnr,ssim"]
 ORIGINAL_GIB = 4.14  # the original's train.py, fp32, 256 px, this machine kind (issue 14)
 GIB = 1024 ** 3
-NAME = "bench"  # the experiment name of every run
 
 
 def parse_args(argv=None):
@@ -76,15 +75,6 @@ def parse_args(argv=None):
     check_ranges(args, parser)
     check_training_sizes(args)
     return args
-
-
-def train_command(code, args, work, config):
-    """The train.py command of one run: the benchmark's fixed flags, then the configuration's."""
-    return [sys.executable, os.path.join(code, "train.py"), "--dataroot", os.path.join(work, "photos"),
-            "--name", NAME, "--checkpoints_dir", os.path.join(work, "checkpoints", config.name),
-            "--gpu_ids", "-1", "--display_id", "0", "--seed", "0", "--n_epochs", "1", "--n_epochs_decay", "0",
-            "--load_size", str(args.load_size), "--crop_size", str(args.crop_size),
-            "--ngf", str(args.ngf), "--ndf", str(args.ndf), *flag_list(config)]
 
 
 def run_once(name, command, log_path, env, interval):
@@ -142,12 +132,11 @@ def benchmark(args, work):
                       overwrite=True)
     codes = code_versions(args.before, work)
     records = measure(args, work, [(*code, config) for config in configs for code in codes])
-    print(format_table(records))
-    print(f"train.py, {args.images} iterations at {args.crop_size} px (pictures of {args.load_size} px), "
-          f"ngf {args.ngf}, ndf {args.ndf}, batch 1, OMP_NUM_THREADS={args.threads}; main: peak RSS of train.py's "
-          f"main process; tree: peak summed PSS of it and its loader workers (sampled every {args.interval:g} s); "
-          f"original: {ORIGINAL_GIB} GiB; on {device_name('cpu')}, load average {os.getloadavg()[0]:.1f}")
-    print("\n".join("BENCH " + json.dumps(record) for record in records))
+    publish(format_table(records), [
+        f"train.py, {args.images} iterations at {args.crop_size} px (pictures of {args.load_size} px), "
+        f"ngf {args.ngf}, ndf {args.ndf}, batch 1, OMP_NUM_THREADS={args.threads}; main: peak RSS of train.py's "
+        f"main process; tree: peak summed PSS of it and its loader workers (sampled every {args.interval:g} s); "
+        f"original: {ORIGINAL_GIB} GiB; on {device_name('cpu')}, load average {os.getloadavg()[0]:.1f}"], records)
 
 
 @exit_on_user_error

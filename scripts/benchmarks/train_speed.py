@@ -18,7 +18,6 @@ peak (meaningful for configurations that keep the default networks). Then one `B
 configuration.
 """
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -33,14 +32,14 @@ sys.path[:0] = [str(REPO), str(REPO / "datasets")]  # the tool and its scripts, 
 
 from make_demo_dataset import make_demo_dataset  # noqa: E402
 
-from scripts.benchmarks.report import aligned, device_name  # noqa: E402
-from scripts.benchmarks.train_memory import train_command  # noqa: E402
+from scripts.benchmarks.report import aligned, device_name, publish  # noqa: E402
 from scripts.benchmarks.whole_runs import (  # noqa: E402
     add_configs_argument,
     add_training_size_arguments,
     add_workdir_argument,
     check_training_sizes,
     in_workdir,
+    train_command,
 )
 from scripts.quality_bench.configs import read_configs  # noqa: E402
 from scripts.quality_bench.runs import error_line  # noqa: E402
@@ -137,7 +136,7 @@ def record(args, config, warmup, walls):
 def add_peak_shares(args, records, work):
     """Count a default CycleGAN iteration's FLOPs, measure the bf16 conv peak on --threads threads, and add
     each record's achieved FLOP/s and its share of that peak."""
-    import torch
+    import torch  # only here: the measuring runs are child processes, this one needs torch only for --peak
 
     from scripts.benchmarks.flops import conv_peak_flops, count_flops
     from scripts.benchmarks.runs import make_batch, parse_tool_options
@@ -184,9 +183,8 @@ def benchmark(args, work):
         train_flops, peak = add_peak_shares(args, records, work)
         summary += (f"; {train_flops / 1e12:.3f} TFLOP per default iteration, bf16 conv peak "
                     f"{peak / 1e9:.0f} GFLOP/s")
-    print(format_table(records))
-    print(f"{summary}; on {device_name('cpu')}, load average {os.getloadavg()[0]:.1f}")
-    print("\n".join("BENCH " + json.dumps(record) for record in records))
+    publish(format_table(records), [f"{summary}; on {device_name('cpu')}, load average {os.getloadavg()[0]:.1f}"],
+            records)
 
 
 @exit_on_user_error

@@ -1,15 +1,29 @@
 """What the scripts that measure whole train.py or test.py runs in child processes share (testpy_speed,
-train_speed, train_memory): the --configs and --workdir arguments, train.py's picture and network sizes,
-the code versions compared (--before), and the work folder the runs write into."""
+train_speed, train_memory): the --configs and --workdir arguments, train.py's picture and network sizes
+and command line, the code versions compared (--before), and the work folder the runs write into."""
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
+from scripts.quality_bench.configs import flag_list
 from util.errors import UserError
 from util.ranges import NumberRange
 
 REPO = Path(__file__).resolve().parent.parent.parent
+NAME = "bench"  # the experiment name of every run
+
+
+def train_command(code, args, work, config):
+    """The train.py command of one run of `config` with the code in folder `code`: one epoch, batch 1, on
+    the CPU, visdom off, on work/photos with checkpoints in work/checkpoints/<config name>; the sizes of
+    add_training_size_arguments, then the configuration's flags."""
+    return [sys.executable, os.path.join(code, "train.py"), "--dataroot", os.path.join(work, "photos"),
+            "--name", NAME, "--checkpoints_dir", os.path.join(work, "checkpoints", config.name),
+            "--gpu_ids", "-1", "--display_id", "0", "--seed", "0", "--n_epochs", "1", "--n_epochs_decay", "0",
+            "--load_size", str(args.load_size), "--crop_size", str(args.crop_size),
+            "--ngf", str(args.ngf), "--ndf", str(args.ndf), *flag_list(config)]
 
 
 def add_configs_argument(parser, script, defaults):
