@@ -44,6 +44,7 @@ from scripts.benchmarks.whole_runs import (  # noqa: E402
     add_workdir_argument,
     code_versions,
     in_workdir,
+    run_environment,
 )
 from scripts.quality_bench.configs import flag_list, read_configs  # noqa: E402
 from scripts.quality_bench.runs import error_line  # noqa: E402
@@ -133,9 +134,7 @@ def picture_difference(pictures, reference):
 def measure(args, work, runs):
     """Run every (code key, code label, code folder, Config) of `runs` --rounds times, in turn; return one
     record per run. The key names its files, the label its row."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if args.threads:
-        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    env = run_environment(args.threads)
     timings = {index: [] for index in range(len(runs))}
     for round_index in range(args.rounds):
         for index, (key, label, code, config) in enumerate(runs):

@@ -40,6 +40,7 @@ from scripts.benchmarks.whole_runs import (  # noqa: E402
     check_training_sizes,
     code_versions,
     in_workdir,
+    run_environment,
     train_command,
 )
 from scripts.quality_bench.configs import read_configs  # noqa: E402
@@ -98,8 +99,7 @@ def run_once(name, command, log_path, env, interval):
 
 def measure(args, work, runs):
     """Run every (code key, code label, code folder, Config) of `runs` once; return one record per run."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
+    env = run_environment(args.threads)  # always set: --threads defaults to 1
     records = []
     for key, label, code, config in runs:
         command = train_command(code, args, work, config)

@@ -39,6 +39,7 @@ from scripts.benchmarks.whole_runs import (  # noqa: E402
     add_workdir_argument,
     check_training_sizes,
     in_workdir,
+    run_environment,
     train_command,
 )
 from scripts.quality_bench.configs import read_configs  # noqa: E402
@@ -73,14 +74,6 @@ def parse_args(argv=None):
         raise UserError(f"--short {args.short} is not below --long {args.long}; give fewer short iterations")
     check_training_sizes(args)
     return args
-
-
-def run_environment(threads):
-    """The runs' environment: unbuffered output, and the thread count when one is given."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    return env
 
 
 def timed_run(name, command, log_path, env):

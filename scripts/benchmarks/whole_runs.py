@@ -15,6 +15,15 @@ REPO = Path(__file__).resolve().parent.parent.parent
 NAME = "bench"  # the experiment name of every run
 
 
+def run_environment(threads):
+    """The runs' environment: unbuffered output, and `threads` compute threads when given (None: as this
+    process's environment has it)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
 def train_command(code, args, work, config):
     """The train.py command of one run of `config` with the code in folder `code`: one epoch, batch 1, on
     the CPU, visdom off, on work/photos with checkpoints in work/checkpoints/<config name>; the sizes of
