@@ -57,6 +57,7 @@ def main(argv=None):
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     loaded = checkpoint.load_networks(model, save_dir, checkpoint.load_prefix(opt), architecture_summary(opt),
                                       opt.raw_weights)
+    model.store_weights_in_amp_dtype()
     web_dir = result_dir(opt)
     require_writable_folder(web_dir, "--results_dir", opt.results_dir)  # before the model runs
     print(model.describe_networks(opt.verbose))

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 
 import torch
+from torch.nn.utils import parametrize
 
 from runtime.runtime import runtime_of
 from util.errors import UserError
@@ -23,6 +24,9 @@ from .parallel import data_parallel, sync_batch_norm
 from .schedulers import get_scheduler
 from .size_padding import attach_size_padding
 from .tiling import attach_tiling
+
+# The layers whose operations autocast runs in the reduced precision, with every weight converted.
+AUTOCAST_WEIGHT_LAYERS = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
 
 
 class BaseModel(ABC):
@@ -249,6 +253,19 @@ class BaseModel(ABC):
         """Put every network in eval mode (batch-norm running statistics, no dropout)."""
         for net in self.networks().values():
             net.eval()
+
+    def store_weights_in_amp_dtype(self):
+        """For inference only (test.py): keep the weights of the layers that autocast runs in --amp's
+        precision (convolutions and linear layers) in that precision, so that autocast no longer converts
+        every weight on every forward pass. The outputs stay the same, bit for bit: autocast gives these
+        layers the same rounded weights either way. Nothing without --amp; weights that a parametrisation
+        computes (--spectral_norm) are left as they are. Train no further afterwards."""
+        if self.runtime.amp_dtype is None:
+            return
+        for net in self.networks().values():
+            for layer in net.modules():
+                if isinstance(layer, AUTOCAST_WEIGHT_LAYERS) and not parametrize.is_parametrized(layer):
+                    layer.to(self.runtime.amp_dtype)
 
     def test(self, training_visuals=False):
         """Forward pass without gradients, for test.py and for visuals. training_visuals: also compute the

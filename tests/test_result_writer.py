@@ -23,6 +23,7 @@ from models import create_model
 from models.generators import define_G
 from options.test_options import TestOptions
 from util.errors import exit_on_user_error
+from util.util import save_image
 
 LABELS = ("real", "fake")
 
@@ -231,3 +232,53 @@ def test_bf16_and_compile_apply_at_test_time(tmp_path, random_generator, monkeyp
     compiled = built_test_model(tmp_path, checkpoints, "--compile")
     assert "forward" in vars(compiled.netG)  # the compiled forward replaced the module's own
     assert torch.allclose(fake_of(compiled, net, images), fp32, atol=1e-5)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--model", "test", "--netG", "resnet_6blocks", "--upsample", "resize", "--affine_output"],
+    ["--model", "test", "--netG", "unet_128", "--norm", "batch", "--crop_size", "128"],
+    ["--model", "cycle_gan", "--channels_last"],
+    ["--model", "cut", "--CUT_mode", "FastCUT"],  # anti-aliased resampling layers
+], ids=["resnet_resize_affine", "unet_batch_norm", "cycle_gan_channels_last", "fastcut"])
+def test_weights_stored_in_bf16_for_inference_give_the_same_outputs_bit_for_bit(tmp_path, flags):
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TestOptions().parse(["--dataroot", str(tmp_path), "--results_dir", str(tmp_path), "--gpu_ids", "-1",
+                                   "--ngf", "8", "--crop_size", "32", "--no_dropout", "--amp", "bf16", *flags])
+    torch.manual_seed(0)
+    model = create_model(opt)
+    model.eval()
+    size = opt.crop_size
+    images = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    batch = {"A": images, "B": images.flip(-1), "A_paths": ["a", "b"], "B_paths": ["c", "d"]}
+
+    def outputs():
+        model.set_input(batch)
+        model.test()
+        return {label: image.clone() for label, image in model.get_current_visuals().items()}
+
+    autocast_casts_every_call = outputs()
+    model.store_weights_in_amp_dtype()
+    stored_in_bf16 = outputs()
+    assert autocast_casts_every_call.keys() == stored_in_bf16.keys()
+    for label, image in autocast_casts_every_call.items():
+        assert torch.equal(image, stored_in_bf16[label]), label
+    layers = [layer for net in model.networks().values() for layer in net.modules()]
+    convs = [layer for layer in layers if isinstance(layer, torch.nn.modules.conv._ConvNd)]
+    assert convs and all(param.dtype == torch.bfloat16 for layer in convs for param in layer.parameters())
+    norms = [layer for layer in layers if isinstance(layer, torch.nn.modules.batchnorm._NormBase)]
+    kept = [tensor for layer in norms for tensor in [*layer.parameters(), *layer.buffers()] if tensor.is_floating_point()]
+    assert all(tensor.dtype == torch.float32 for tensor in kept)
+    assert kept or "--norm" not in flags
+    if "--channels_last" in flags:
+        assert convs[1].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_result_pngs_are_written_at_zlibs_fastest_level(tmp_path):
+    picture = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "picture.png"
+    save_image(picture, path)
+    assert np.array_equal(pixels(path), picture)
+    data = path.read_bytes()
+    idat = data.index(b"IDAT") + 4  # the zlib stream starts after the chunk type
+    # The second byte of a zlib header holds the compression level class in its top two bits: 0 = fastest.
+    assert data[idat + 1] >> 6 == 0

@@ -8,6 +8,11 @@ from PIL import Image
 from util.errors import UserError
 
 SIXTEEN_BIT_MAX = 65535
+# zlib level of the 8-bit PNGs written: 1 encodes a 256 px photo 2.4x faster than Pillow's default 6
+# (5.7 against 13.7 ms on an Intel Xeon) at the same size within 0.3%; only flat pictures grow (0.8 to
+# 1.6 KB). test.py encodes two pictures per image while the network runs on the same cores. OpenCV's
+# 16-bit PNGs use level 1 by default too.
+PNG_COMPRESS_LEVEL = 1
 
 
 def tensor2im(image):
@@ -53,9 +58,14 @@ def save_image(picture, image_path, aspect_ratio=1.0):
         if picture.dtype == np.uint16:
             _write_sixteen_bit_png(picture, image_path)
         else:
-            Image.fromarray(picture).save(image_path)
+            Image.fromarray(picture).save(image_path, **_encoder_options(image_path))
     except OSError as err:  # Pillow's failed writes do not name the file
         raise OSError(err.errno, err.strerror, image_path) from err
+
+
+def _encoder_options(image_path):
+    """Pillow's save options for the file format that `image_path`'s extension names."""
+    return {"compress_level": PNG_COMPRESS_LEVEL} if os.fspath(image_path).lower().endswith(".png") else {}
 
 
 def _stretched(picture, aspect_ratio):
