@@ -18,6 +18,8 @@ tiles of SIZE px, for images too large to translate whole (models/tiling.py, REA
 """
 import os
 
+import torch
+
 from data import create_dataset, single_folder_options
 from engine.html import HTML, add_result_row, result_names
 from engine.metric_collector import MetricsCollector
@@ -27,8 +29,10 @@ from metrics.report import REFERENCE, compute_metrics, report_lines, save_metric
 from models import checkpoint, create_model
 from options.base_options import architecture_summary, require_writable_folder
 from options.test_options import TestOptions
+from runtime.device import cpus_left_by_the_network
 from runtime.speed_hints import describe_hardware, inference_hints
 from util.errors import exit_on_user_error
+from util.log import logger
 from util.progress import progress_bar
 
 
@@ -36,6 +40,20 @@ def result_dir(opt):
     """results_dir/name/<phase>_<epoch>[_iter<load_iter>]"""
     folder = f"{opt.phase}_{opt.epoch}" + (f"_iter{opt.load_iter}" if opt.load_iter > 0 else "")
     return os.path.join(opt.results_dir, opt.name, folder)
+
+
+def loads_and_writes_in_background(opt, explicit):
+    """Whether images are decoded in loader worker processes and written by writer threads while the
+    network runs: only where it leaves CPU cores free (on a GPU, or with fewer torch threads than cores).
+    Where it computes on every core they would take cores from it, and test.py is faster doing both in
+    its own thread (README, Speed): then --num_threads becomes 0 unless the user gave it."""
+    if cpus_left_by_the_network(opt.runtime.device):
+        return True
+    if "num_threads" not in explicit and opt.num_threads:
+        opt.num_threads = 0
+        logger.info(f"note: images are read and written in this process, since the network computes on all "
+                    f"{torch.get_num_threads()} CPU threads; --num_threads N reads them in N worker processes")
+    return False
 
 
 def split_visuals(visuals, index):
@@ -49,6 +67,7 @@ def main(argv=None):
     opt = options.parse(argv)
     if opt.num_test is not None:
         opt.max_dataset_size = min(opt.max_dataset_size, opt.num_test)
+    background_io = loads_and_writes_in_background(opt, options.explicit)
     dataset = create_dataset(opt)
     model = create_model(opt)
     model.setup()
@@ -75,7 +94,8 @@ def main(argv=None):
     names = result_names(dataset.dataset.folders)  # decided for all inputs: no two results share a name
     rows = []
     # The pictures are encoded and written in background threads while the network runs the next batch.
-    with ResultWriter(webpage.image_dir, opt.aspect_ratio, opt.output_bits, max_pending=2 * opt.batch_size) as writer, \
+    with ResultWriter(webpage.image_dir, opt.aspect_ratio, opt.output_bits, threads=2 if background_io else 0,
+                      max_pending=2 * opt.batch_size) as writer, \
             progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
         for batch in dataset:
             model.set_input(batch)

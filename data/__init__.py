@@ -8,7 +8,6 @@ import argparse
 import atexit
 import hashlib
 import importlib
-import os
 import secrets
 import signal
 import weakref
@@ -167,6 +166,7 @@ class DatasetLoader:
         import torch
         from torch.utils.data import DataLoader
 
+        from runtime.device import usable_cpus
         from runtime.runtime import runtime_of
         runtime = runtime_of(opt)
         self.opt = opt
@@ -188,7 +188,7 @@ class DatasetLoader:
             batch_size = 1
         self.sampler = EpochSampler(len(self.dataset), len(self), not opt.serial_batches, self.seed,
                                     rank, world_size, batch_size)
-        num_workers = min(opt.num_threads, _usable_cpus())  # more workers than cores only adds contention
+        num_workers = min(opt.num_threads, usable_cpus())  # more workers than cores only adds contention
         # Its own generator keeps the loader from drawing on the global torch RNG, which training uses.
         common = dict(num_workers=num_workers, pin_memory=runtime.pin_memory, persistent_workers=num_workers > 0,
                       collate_fn=collate_batch, generator=torch.Generator(), worker_init_fn=_ignore_stop_signals)
@@ -265,14 +265,6 @@ def _close_if_alive(loader_ref):
     loader = loader_ref()
     if loader is not None:
         loader.close()
-
-
-def _usable_cpus():
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _size_grouped_batches(dataset, count, batch_size):

@@ -1,11 +1,17 @@
 """Writing test.py's result pictures in background threads, while the network computes the next batch.
 
-Encoding a 256 px result as PNG takes longer than decoding its input (about 16 ms against 1 ms on a
-CPU core), and test.py writes two or more pictures per input: done in its own thread, that is time the
-network waits. A ResultWriter takes each input's visuals from test.py and returns its page row at once;
+Encoding a 256 px result as PNG takes longer than decoding its input (about 6 ms at zlib level 1 against
+2 ms to decode and resize a JPEG, on a CPU core), and test.py writes two or more pictures per input: done
+in its own thread, that is time a GPU waits. A ResultWriter takes each input's visuals from test.py and returns its page row at once;
 its threads turn the visuals into pictures and write them (engine/html.write_result_images). Pillow's
 encoder and NumPy release the GIL for most of their work (two threads saving PNGs did 1.3 times the work
 of one on two busy cores), as the network's operators do, so writing runs beside the forward pass.
+
+Where the network computes on every CPU core (test.py on the CPU, torch's default threads), a writer
+thread only takes cores from it: its operators then wait for the slower of their threads. There
+`threads=0` writes each input inside `submit`, in test.py's thread (a 2-core Intel Xeon with AMX-BF16,
+--amp bf16 --channels_last, 40 images: the whole run 5.4 s against 5.9 s with two writer threads and
+loader workers).
 
 The queue is bounded (`max_pending` inputs), so memory stays flat when the disk is slower than the
 network. A write that fails (a full disk, a read-only folder) ends the writing: its error is raised in
@@ -27,7 +33,8 @@ class ResultWriter:
 
     image_dir: the result page's image folder; aspect_ratio: test.py's --aspect_ratio; bits: 8 or 16 bits
     per channel (test.py's --output_bits, see engine/html.write_result_images); threads: writer threads;
-    max_pending: inputs queued at most before `submit` waits for the writers.
+    max_pending: inputs queued at most before `submit` waits for the writers. With threads=0 `submit`
+    writes the pictures itself and returns when they are written.
     """
 
     def __init__(self, image_dir, aspect_ratio=1.0, bits=8, threads=2, max_pending=8):
@@ -46,8 +53,19 @@ class ResultWriter:
         names the files (engine/html.result_names). Raises the error of a write that failed before.
         """
         self._raise_failure()
+        if not self._threads:
+            return self._write_now(visuals, name)
         self._queue.put((visuals, name))  # waits while max_pending inputs are queued
         return result_row(name, visuals)
+
+    def _write_now(self, visuals, name):
+        """Write one input's pictures in the caller's thread; a Ctrl-C during the write lets it finish
+        first (writing the input again in full), so that no picture is left cut short."""
+        try:
+            return write_result_images(self.image_dir, visuals, None, self.aspect_ratio, name, self.bits)
+        except KeyboardInterrupt:
+            write_result_images(self.image_dir, visuals, None, self.aspect_ratio, name, self.bits)
+            raise
 
     def close(self):
         """Wait until every queued picture is written; raise the error of a write that failed."""

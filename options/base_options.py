@@ -295,7 +295,9 @@ class BaseOptions:
         g.add_argument("--serial_batches", action="store_true",
                        help="take images in order to make batches; otherwise take them randomly")
         g.add_argument("--num_threads", type=NumberRange(int, minimum=0), default=4,
-                       help="number of data-loading worker processes")
+                       help="number of data-loading worker processes (at most one per core); test.py "
+                            "reads in its own process unless this is given when the network computes on every "
+                            "CPU core")
         g.add_argument("--batch_size", type=NumberRange(int, minimum=1), default=1, help="input batch size")
         g.add_argument("--load_size", type=NumberRange(int, minimum=1, maximum=MAX_IMAGE_SIDE), default=286,
                        help="scale images to this size")

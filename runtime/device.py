@@ -95,6 +95,23 @@ def check_amp(amp, device, machine):
         raise UserError("--amp bf16 needs an Ampere or newer GPU; use --amp fp16 on this one")
 
 
+def usable_cpus():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def cpus_left_by_the_network(device):
+    """CPU cores that the network's own computation leaves free for loading and writing images: every
+    usable core when it runs on a GPU; on the CPU those beyond torch's compute threads (none by default,
+    torch computing on every core)."""
+    if device.type != "cpu":
+        return usable_cpus()
+    return max(0, usable_cpus() - torch.get_num_threads())
+
+
 def set_backend_switches(device, deterministic, tf32):
     """Deterministic algorithms when asked; on CUDA, cuDNN autotuning (unless deterministic) and TF32."""
     if deterministic:

@@ -5,7 +5,10 @@ import contextlib
 import errno
 import functools
 import io
+import os
 import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -13,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_script, write_images
+from conftest import REPO_ROOT, run_script, side_by_side, write_images
 from data.base_dataset import to_signed_tensor
 from data.image_io import load_image
 from engine import result_writer
@@ -43,13 +46,14 @@ def png_bit_depth(path):
     return path.read_bytes()[24]
 
 
+@pytest.mark.parametrize("threads", [3, 0], ids=["writer_threads", "callers_thread"])
 @pytest.mark.parametrize("bits", [8, 16])
-def test_the_writer_writes_the_files_of_the_serial_path_and_returns_their_rows(tmp_path, bits):
+def test_the_writer_writes_the_files_of_the_serial_path_and_returns_their_rows(tmp_path, bits, threads):
     serial, threaded = tmp_path / "serial", tmp_path / "threaded"
     serial.mkdir()
     threaded.mkdir()
     rows = []
-    with ResultWriter(threaded, aspect_ratio=2.0, bits=bits, threads=3, max_pending=2) as writer:
+    with ResultWriter(threaded, aspect_ratio=2.0, bits=bits, threads=threads, max_pending=2) as writer:
         for index in range(7):
             rows.append(writer.submit(visuals(index), f"img_{index}"))
             assert write_result_images(serial, visuals(index), f"in/img_{index}.png", 2.0, bits=bits) == rows[-1]
@@ -82,6 +86,36 @@ def test_a_failed_write_is_raised_in_the_caller_and_ends_the_writing(tmp_path, m
     assert (tmp_path / "img_0_fake.png").is_file()
     assert not any(thread.is_alive() for thread in writer._threads)
     assert len(list(tmp_path.glob("*.png"))) < 50 * len(LABELS)  # the writing stopped at the failure
+
+
+def test_a_failed_write_in_the_callers_thread_is_raised_by_its_submit(tmp_path, monkeypatch):
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "img_1_real.png"))
+    monkeypatch.setattr(result_writer, "write_result_images", fail_at({"img_1"}, full))
+    with ResultWriter(tmp_path, threads=0) as writer:
+        writer.submit(visuals(0), "img_0")
+        with pytest.raises(OSError) as raised:
+            writer.submit(visuals(1), "img_1")
+    assert raised.value is full
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"img_0_{label}.png" for label in sorted(LABELS)]
+
+
+def test_ctrl_c_during_a_write_in_the_callers_thread_leaves_no_picture_cut_short(tmp_path, monkeypatch):
+    calls = []
+
+    def interrupted_once(image_dir, visuals, image_path, aspect_ratio, name, bits):
+        calls.append(name)
+        if len(calls) == 1:  # Ctrl-C after half a file
+            (tmp_path / f"{name}_real.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+            raise KeyboardInterrupt
+        return write_result_images(image_dir, visuals, image_path, aspect_ratio, name, bits)
+
+    monkeypatch.setattr(result_writer, "write_result_images", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        with ResultWriter(tmp_path, threads=0) as writer:
+            writer.submit(visuals(0), "img_0")
+    assert calls == ["img_0", "img_0"]  # written again in full before the Ctrl-C goes on
+    for label in LABELS:
+        assert pixels(tmp_path / f"img_0_{label}.png").shape == (12, 16, 3)
 
 
 def test_a_read_only_folder_met_by_the_writer_is_one_error_line_and_status_2(tmp_path, monkeypatch, capsys):
@@ -282,3 +316,35 @@ def test_result_pngs_are_written_at_zlibs_fastest_level(tmp_path):
     idat = data.index(b"IDAT") + 4  # the zlib stream starts after the chunk type
     # The second byte of a zlib header holds the compression level class in its top two bits: 0 = fastest.
     assert data[idat + 1] >> 6 == 0
+
+
+def test_where_the_network_computes_on_every_core_test_py_reads_and_writes_in_its_own_thread(tmp_path, random_generator):
+    inputs, checkpoints, _ = random_generator
+    flags = ["--dataroot", inputs, "--checkpoints_dir", checkpoints, *TEST_FLAGS, "--batch_size", "2"]
+    # Fresh interpreters: torch takes its threads from OMP_NUM_THREADS and MKL_NUM_THREADS when imported,
+    # which the tests' prewarmed processes did with one.
+    cores = str(len(os.sched_getaffinity(0)))
+
+    def on_every_core(folder, *extra):
+        return side_by_side(subprocess.run, [sys.executable, str(REPO_ROOT / "test.py"), *map(str, flags), *extra,
+                                             "--results_dir", str(tmp_path / folder)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, OMP_NUM_THREADS=cores, MKL_NUM_THREADS=cores))
+
+    runs = {"inline": on_every_core("inline"), "workers_asked_for": on_every_core("workers_asked_for", "--num_threads", "1"),
+            "background": side_by_side(run_script, "test.py", *flags, "--results_dir", tmp_path / "background", cwd=tmp_path)}
+    notes = {}
+    for folder, run in runs.items():
+        finished = run.result()
+        assert finished.returncode == 0, finished.stderr
+        notes[folder] = "note: images are read and written in this process" in finished.stdout + finished.stderr
+    assert notes == {"inline": True, "workers_asked_for": False, "background": False}
+    pages = [tmp_path / folder / "random" / "test_latest" for folder in runs]
+    names = sorted(path.name for path in (pages[0] / "images").iterdir())
+    assert len(names) == 10
+    for page in pages[1:]:
+        assert page.joinpath("index.html").read_text() == pages[0].joinpath("index.html").read_text()
+        assert sorted(path.name for path in (page / "images").iterdir()) == names
+        for name in names:  # more threads may round a float's last bit differently: a level may move by one
+            difference = pixels(page / "images" / name).astype(int) - pixels(pages[0] / "images" / name)
+            assert np.abs(difference).max() <= 1

@@ -4,6 +4,7 @@ under torchrun."""
 import argparse
 import contextlib
 import io
+import os
 import pickle
 import re
 from types import SimpleNamespace
@@ -14,7 +15,9 @@ import torch
 from conftest import REPO_ROOT
 from engine.train_state import plain_options
 from options.train_options import TrainOptions
+from runtime import device as device_module
 from runtime import runtime as runtime_module
+from runtime.device import cpus_left_by_the_network
 from runtime.runtime import Launch, Runtime, runtime_of
 from util.errors import UserError
 
@@ -158,3 +161,15 @@ def test_only_the_runtime_decides_who_and_where_a_process_is():
 ])
 def test_the_search_finds_the_ways_that_were_removed(line):
     assert any(re.search(pattern, line) for pattern in FORBIDDEN.values())
+
+
+def test_cpus_left_by_the_network_are_those_beyond_torchs_threads_on_the_cpu_and_all_beside_a_gpu(monkeypatch):
+    monkeypatch.setattr(device_module, "usable_cpus", lambda: 8)
+    for threads, left in [(8, 0), (16, 0), (6, 2), (1, 7)]:
+        monkeypatch.setattr(torch, "get_num_threads", lambda threads=threads: threads)
+        assert cpus_left_by_the_network(torch.device("cpu")) == left
+        assert cpus_left_by_the_network(torch.device("cuda", 0)) == 8
+
+
+def test_usable_cpus_follow_the_processs_affinity():
+    assert device_module.usable_cpus() == len(os.sched_getaffinity(0)) >= 1
