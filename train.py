@@ -28,6 +28,7 @@ from engine.visualizer import visualizer_for
 from models import checkpoint, create_model
 from options.base_options import architecture_summary
 from options.train_options import TrainOptions
+from runtime.allocator import keep_freed_memory_for_reuse
 from runtime.runtime import runtime_of
 from runtime.speed_hints import describe_hardware, speed_hints
 from util import atomic_files
@@ -266,6 +267,7 @@ def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
     runtime = opt.runtime
+    keep_freed_memory_for_reuse()  # before the loader's workers fork; see runtime/allocator.py
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
     if runtime.is_main:
         atomic_files.remove_stale_temporaries(save_dir)

@@ -223,17 +223,19 @@ def test_testpy_speed_on_cuda_without_cuda_is_one_error_line(capsys):
 def test_train_memory_reports_the_peak_memory_of_whole_training_runs(tmp_path):
     work = tmp_path / "work"
     process = run_script("scripts/benchmarks/train_memory.py", "--images", "2", "--load_size", "36", "--crop_size",
-                         "32", "--ngf", "4", "--ndf", "4", "--workdir", work, "--configs", "fp32=",
+                         "32", "--ngf", "4", "--ndf", "4", "--workdir", work, "--before", "HEAD", "--configs", "fp32=",
                          "eval=--eval_freq 1 --metrics psnr", cwd=tmp_path, timeout=600)
     assert process.returncode == 0, process.stderr
     records = bench_records(process.stdout)
-    assert [record["config"] for record in records] == ["fp32", "eval"]
+    # Each code version trains its own run (the second would otherwise be refused: the run exists).
+    assert sorted((record["config"], record["code"]) for record in records) == [
+        ("eval", "HEAD"), ("eval", "now"), ("fp32", "HEAD"), ("fp32", "now")]
     for record in records:
         # train.py and its two loader workers (one per core at most; more with the evaluation's loader).
         assert record["main_peak_rss_bytes"] > 100 * 2 ** 20 and record["tree_peak_pss_bytes"] > 0
         assert record["processes"] >= 2 and record["main_vs_original"] == pytest.approx(
             record["main_peak_rss_bytes"] / 2 ** 30 / 4.14)
-    assert (work / "checkpoints" / "eval" / "bench" / "best_score.json").is_file()  # the evaluation ran
+    assert (work / "checkpoints" / "eval-now" / "bench" / "best_score.json").is_file()  # the evaluation ran
     assert "main GiB" in process.stdout.split("BENCH ")[0]
 
 

@@ -102,7 +102,8 @@ def measure(args, work, runs):
     env = run_environment(args.threads)  # always set: --threads defaults to 1
     records = []
     for key, label, code, config in runs:
-        command = train_command(code, args, work, config)
+        # Each code version trains its own run: the second would otherwise find the first's checkpoints.
+        command = train_command(code, args, work, config._replace(name=f"{config.name}-{key}"))
         main_bytes, tree_bytes, processes, wall = run_once(
             config.name, command, os.path.join(work, f"{config.name}-{key}.log"), env, args.interval)
         print(f"{config.name} ({label}): main {main_bytes / GIB:.2f} GiB, tree {tree_bytes / GIB:.2f} GiB, "

@@ -1,0 +1,31 @@
+"""Keeping freed memory in the C heap for the next training step (glibc's malloc on Linux).
+
+glibc serves an allocation above its mmap threshold with fresh pages from the kernel and gives them back
+when it is freed. The threshold follows the sizes freed, but only up to 32 MiB on 64-bit Linux, so every
+CPU tensor beyond that (CUT's 128-channel feature maps at 256 px and their gradients, CycleGAN's at
+--batch_size 2 or 384 px and up) is mapped anew at every step, and the kernel zeroes each of its 4 KiB
+pages at first touch. CUT's fp32 step at 256 px made 580,000 such page faults: 0.87 of its 6.9 s on a
+2-core Intel Xeon. With a threshold of 2 GiB and no trimming of the heap's top, freed buffers are reused
+(the step took 6.0 s; peak memory +3% for CUT, -3% for CycleGAN at batch 1 and +5% at batch 2, where it
+gained 1%).
+
+The process then keeps its peak heap until it exits: what a training process reaches every step anyway.
+"""
+import ctypes
+import platform
+
+# mallopt's parameter numbers (glibc's malloc.h) and the largest value its C int takes.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+KEEP_BELOW_BYTES = 2 ** 31 - 1
+
+
+def keep_freed_memory_for_reuse():
+    """Have glibc's malloc keep freed blocks below 2 GiB for reuse instead of returning them to the
+    kernel; whether it was applied (False outside Linux with glibc, or where glibc refuses the setting)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)  # the C library this process already runs on
+    # The mmap threshold first: setting the trim threshold alone would also stop the mmap threshold from
+    # growing, and every allocation above 128 KiB would then be mapped anew.
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP_BELOW_BYTES)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_BELOW_BYTES))
