@@ -28,7 +28,7 @@ from engine.visualizer import visualizer_for
 from models import checkpoint, create_model
 from options.base_options import architecture_summary
 from options.train_options import TrainOptions
-from runtime.allocator import keep_freed_memory_for_reuse
+from runtime.allocator import keep_freed_memory_for_reuse, return_free_memory
 from runtime.runtime import runtime_of
 from runtime.speed_hints import describe_hardware, speed_hints
 from util import atomic_files
@@ -168,7 +168,9 @@ class Trainer:
         """Compute the metrics on the evaluation images, log them and keep the best weights (a failing
         save of those costs one warning line). Every process takes part; rank 0 logs and saves."""
         self.check_losses()  # NaN weights are neither scored nor kept
+        return_free_memory()  # the evaluation's buffers differ from a step's (runtime/allocator.py)
         evaluation = self.evaluator.evaluate(self.model)
+        return_free_memory()
         if evaluation is None:
             return
         progress = self.progress
