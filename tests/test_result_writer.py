@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+import zlib
 
 import numpy as np
 import pytest
@@ -307,8 +308,10 @@ def test_weights_stored_in_bf16_for_inference_give_the_same_outputs_bit_for_bit(
         assert convs[1].weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_result_pngs_are_written_at_zlibs_fastest_level(tmp_path):
-    picture = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
+def test_result_pngs_are_written_at_zlibs_fastest_level_with_run_length_matching(tmp_path):
+    # A smooth picture with noise: compressible, and its encodings differ with the zlib settings.
+    ramp = np.linspace(0, 200, 40)[None, :, None] + np.arange(24)[:, None, None] + np.arange(3) * 20
+    picture = (ramp + np.random.default_rng(0).integers(0, 4, (24, 40, 3))).astype(np.uint8)
     path = tmp_path / "picture.png"
     save_image(picture, path)
     assert np.array_equal(pixels(path), picture)
@@ -316,6 +319,12 @@ def test_result_pngs_are_written_at_zlibs_fastest_level(tmp_path):
     idat = data.index(b"IDAT") + 4  # the zlib stream starts after the chunk type
     # The second byte of a zlib header holds the compression level class in its top two bits: 0 = fastest.
     assert data[idat + 1] >> 6 == 0
+
+    def encoded(**options):
+        buffer = io.BytesIO()
+        Image.fromarray(picture).save(buffer, "PNG", **options)
+        return buffer.getvalue()
+    assert data == encoded(compress_level=1, compress_type=zlib.Z_RLE) != encoded(compress_level=1)
 
 
 def test_where_the_network_computes_on_every_core_test_py_reads_and_writes_in_its_lanes(tmp_path, random_generator):
