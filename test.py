@@ -8,7 +8,8 @@ that share a file name, such as x.png, x.jpg and sub/x.png, get x_png, x_jpg and
 the stem; see engine/html.py result_names); 8-bit RGB PNGs, or 16-bit PNGs with --output_bits 16.
 Inputs are decoded by the loader's --num_threads worker processes and the result pictures encoded
 and written by background threads (engine/result_writer.py), both while the network runs, where it leaves
-CPU cores free (on a GPU); where it computes on every CPU core test.py does both itself; --batch_size,
+CPU cores free (on a GPU); where it computes on every CPU core test.py does both itself, translating two
+batches at a time, each on half the threads (engine/image_lanes.py); --batch_size,
 --amp bf16 and --compile speed up the network itself (README, Speed).
 The generators' weights are those of <epoch>_net_<name>.pth: for a run trained with --ema_decay their
 averages, or with --raw_weights the raw weights saved beside them (<epoch>_net_<name>_raw.pth); the

@@ -1,7 +1,7 @@
 """Writing test.py's result pictures in background threads, while the network computes the next batch.
 
-Encoding a 256 px result as PNG takes longer than decoding its input (about 6 ms at zlib level 1 against
-2 ms to decode and resize a JPEG, on a CPU core), and test.py writes two or more pictures per input: done
+Encoding a 256 px result as PNG takes longer than decoding its input (3-6 ms with util.util's zlib
+settings against 2 ms to decode and resize a JPEG, on a CPU core), and test.py writes two or more pictures per input: done
 in its own thread, that is time a GPU waits. A ResultWriter takes each input's visuals from test.py and
 returns its page row at once; its threads turn the visuals into pictures and write them
 (engine/html.write_result_images). Pillow's encoder and NumPy release the GIL for most of their work
@@ -10,9 +10,10 @@ do, so writing runs beside the forward pass.
 
 Where the network computes on every CPU core (test.py on the CPU, torch's default threads), a writer
 thread only takes cores from it: its operators then wait for the slower of their threads. There
-`threads=0` writes each input inside `submit`, in test.py's thread (a 2-core Intel Xeon with AMX-BF16,
---amp bf16 --channels_last, 40 images: the whole run 5.4 s against 5.9 s with two writer threads and
-loader workers).
+`threads=0` writes each input inside `submit`, in the caller's thread: test.py's lanes, each translating
+its own batches on part of the cores (engine/image_lanes.py; a 2-core Intel Xeon with AMX-BF16, --amp
+bf16 --channels_last, 40 images: in test.py's one thread the whole run took 5.4 s against 5.9 s with two
+writer threads and loader workers; two lanes since then 4.0 s).
 
 The queue is bounded (`max_pending` inputs), so memory stays flat when the disk is slower than the
 network. A write that fails (a full disk, a read-only folder) ends the writing: its error is raised in
