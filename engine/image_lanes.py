@@ -7,7 +7,7 @@ every operator of the network waits for the slowest of its threads. Two lanes, e
 batches on half the threads and reading and writing its own pictures, keep every core busy without
 that wait: on a 2-core Intel Xeon with AMX-BF16 (`--amp bf16 --channels_last`, 40 images of 256 px,
 resnet_9blocks) the bf16 generator alone ran 57-59 ms per image in two one-thread lanes against 64-70
-ms on two threads, and the whole run took 4.2-4.4 s instead of 5.0 s (README, Speed).
+ms on two threads, and the whole run took 4.2 s instead of 4.9 s (README, Speed).
 
 Each lane's thread sets its own number of compute threads (torch keeps it per thread, as OpenMP does).
 A batch larger than `ALONE_ABOVE_ELEMENTS` input values waits until the other lanes are idle and then
@@ -41,6 +41,7 @@ class _Lanes:
         self.batches, self.lanes, self.record = iter(batches), lanes, record
         self.threads_per_lane, self.all_threads = threads_per_lane, all_threads
         self.condition = threading.Condition()
+        self.reading = threading.Lock()  # one reader at a time: the loader's iterator is not thread-safe
         self.taken = 0  # batches handed out so far: the next one's position in the input order
         self.recorded = 0  # batches recorded so far: the position whose turn it is
         self.busy = 0  # lanes translating now; `lanes` while a batch runs alone
@@ -51,7 +52,7 @@ class _Lanes:
 
     def next_batch(self):
         """(position, batch) of the next batch, or None when there is none or the lanes are stopping."""
-        with self.condition:  # one reader at a time: the loader's iterator is not thread-safe
+        with self.reading:
             if self.stopping:
                 return None
             try:

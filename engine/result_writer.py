@@ -1,10 +1,10 @@
 """Writing test.py's result pictures in background threads, while the network computes the next batch.
 
 Encoding a 256 px result as PNG takes longer than decoding its input (3-6 ms with util.util's zlib
-settings against 2 ms to decode and resize a JPEG, on a CPU core), and test.py writes two or more pictures per input: done
-in its own thread, that is time a GPU waits. A ResultWriter takes each input's visuals from test.py and
-returns its page row at once; its threads turn the visuals into pictures and write them
-(engine/html.write_result_images). Pillow's encoder and NumPy release the GIL for most of their work
+settings against 2 ms to decode and resize a JPEG, on a CPU core), and test.py writes two or more
+pictures per input: done in its own thread, that is time a GPU waits. A ResultWriter takes each input's
+visuals from test.py and returns its page row at once; its threads turn the visuals into pictures and
+write them (engine/html.write_result_images). Pillow's encoder and NumPy release the GIL for most of their work
 (two threads saving PNGs did 1.3 times the work of one on two busy cores), as the network's operators
 do, so writing runs beside the forward pass.
 
