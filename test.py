@@ -18,14 +18,13 @@ metrics are computed as the images come out, printed, written to metrics.json an
 the page (see metrics/ and engine/metric_collector.py). With --tile SIZE every generator translates in
 tiles of SIZE px, for images too large to translate whole (models/tiling.py, README "Large images").
 """
-import copy
 import os
 
 import torch
 
 from data import create_dataset, single_folder_options
 from engine.html import HTML, add_result_row, result_names
-from engine.image_lanes import run_in_lanes
+from engine.image_lanes import lane_model, lanes_for, run_in_lanes
 from engine.metric_collector import MetricsCollector
 from engine.result_writer import ResultWriter
 from metrics.registry import parse_metric_names
@@ -65,16 +64,14 @@ def split_visuals(visuals, index):
     return {label: images[index] for label, images in visuals.items()}
 
 
-def translation_lanes(opt, background_io):
-    """How many batches test.py translates at a time, each on its share of the CPU threads
-    (engine/image_lanes.py): two where the network would compute on every CPU core of several (so
-    test.py reads and writes in its own threads, not background_io), one elsewhere and with --tile
-    (whose statistics are kept per image on the layers) or --compile (compiled code runs in one thread)."""
-    if background_io or opt.tile or opt.compile or torch.get_num_threads() < 2:
-        return 1
-    logger.info(f"note: 2 batches are translated at a time, each on {torch.get_num_threads() // 2} of the "
-                f"{torch.get_num_threads()} CPU threads")
-    return 2
+def translation_lanes(opt, model):
+    """How many batches test.py translates at a time, each on its share of the CPU threads (engine/image_lanes.py
+    lanes_for), saying so when more than one."""
+    lanes = lanes_for(opt.runtime.device, model.networks().values(), opt.compile, bool(opt.tile))
+    if lanes > 1:
+        logger.info(f"note: {lanes} batches are translated at a time, each on {torch.get_num_threads() // lanes} "
+                    f"of the {torch.get_num_threads()} CPU threads")
+    return lanes
 
 
 def translate_all(model, dataset, writer, names, lanes, collector, bar, world_size):
@@ -84,17 +81,17 @@ def translate_all(model, dataset, writer, names, lanes, collector, bar, world_si
     rows = []
 
     def start_lane():
-        lane_model = copy.copy(model) if lanes > 1 else model  # its own inputs and outputs, shared networks
+        own = lane_model(model, lanes)
 
         def translate(batch):
-            lane_model.set_input(batch)
-            lane_model.test()
-            visuals = lane_model.get_current_visuals()
+            own.set_input(batch)
+            own.test()
+            visuals = own.get_current_visuals()
             # One host copy per batch (none on the CPU): the writer threads may read these tensors later,
             # which is safe because each batch's visuals are new tensors, never written into again.
             on_host = {label: images.detach().cpu() for label, images in visuals.items()}
             return batch, visuals, [(path, writer.submit(split_visuals(on_host, index), names[path]))
-                                    for index, path in enumerate(lane_model.get_image_paths())]
+                                    for index, path in enumerate(own.get_image_paths())]
         return translate
 
     def record(result):
@@ -104,7 +101,7 @@ def translate_all(model, dataset, writer, names, lanes, collector, bar, world_si
         rows.extend(batch_rows)
         bar.update(len(batch_rows) * world_size)
 
-    run_in_lanes(dataset, lanes, start_lane, record, threads_per_lane=max(1, torch.get_num_threads() // lanes))
+    run_in_lanes(dataset, lanes, start_lane, record)
     return rows
 
 
@@ -139,7 +136,7 @@ def main(argv=None):
         model.eval()
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     names = result_names(dataset.dataset.folders)  # decided for all inputs: no two results share a name
-    lanes = translation_lanes(opt, background_io)
+    lanes = translation_lanes(opt, model)
     # With background_io the pictures are encoded and written in background threads while the network
     # runs the next batch; otherwise each lane writes its own (engine/image_lanes.py).
     with ResultWriter(webpage.image_dir, opt.aspect_ratio, opt.output_bits, threads=2 if background_io else 0,

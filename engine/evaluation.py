@@ -7,7 +7,8 @@ Whenever --best_metric improves, the weights are saved as best_net_<name>.pth (w
 averages, the raw weights as best_net_<name>_raw.pth) with the score in best_score.json; `test.py
 --epoch best` tests them. The real images' Inception features are computed at the first evaluation
 and kept, so later evaluations cost only the generated side. Evaluating leaves training exactly as it was: it runs on saved-and-restored
-random generators and puts back the networks' buffers (batch-norm statistics).
+random generators and puts back the networks' buffers (batch-norm statistics). Where the generators
+would compute on every CPU core, two batches are translated at a time (engine/image_lanes.py).
 """
 import argparse
 import contextlib
@@ -20,6 +21,7 @@ import numpy as np
 
 from data import create_dataset
 from engine import train_state
+from engine.image_lanes import lane_model, lanes_for, run_in_lanes
 from engine.metric_collector import MetricsCollector
 from metrics.registry import METRICS
 from metrics.report import compute_metrics, report_values
@@ -115,10 +117,18 @@ class Evaluator:
         # The generators that make the user's outputs (the averages of --ema_decay) run in training mode,
         # as test.py runs them without --eval.
         with model.generators_for_outputs(), training_untouched(model):
-            for batch in self.dataset:
-                model.set_input(batch)
-                model.test()
-                collector.add(model.get_current_visuals(), batch)
+            lanes = lanes_for(self.opt.runtime.device, model.generators().values(), self.opt.compile)
+
+            def start_lane():
+                own = lane_model(model, lanes)
+
+                def translate(batch):
+                    own.set_input(batch)
+                    own.test()
+                    return own.get_current_visuals(), batch
+                return translate
+            # Two batches at a time where the generators would compute on every CPU core (engine/image_lanes.py).
+            run_in_lanes(self.dataset, lanes, start_lane, lambda result: collector.add(*result))
         collected = collector.finish()
         if collected is None:
             return None

@@ -1,5 +1,5 @@
-"""Translating test.py's batches in parallel lanes on the CPU: several batches at a time, each on its
-share of the CPU threads, recorded in input order.
+"""Translating batches in parallel lanes on the CPU, for test.py and the evaluation during training:
+several batches at a time, each on its share of the CPU threads, recorded in input order.
 
 Where the network computes on every CPU core, test.py translating one batch at a time leaves the cores
 idle while it reads and writes pictures (done in its own thread there, engine/result_writer.py), and
@@ -7,7 +7,8 @@ every operator of the network waits for the slowest of its threads. Two lanes, e
 batches on half the threads and reading and writing its own pictures, keep every core busy without
 that wait: on a 2-core Intel Xeon with AMX-BF16 (`--amp bf16 --channels_last`, 40 images of 256 px,
 resnet_9blocks) the bf16 generator alone ran 57-59 ms per image in two one-thread lanes against 64-70
-ms on two threads, and the whole run took 4.2 s instead of 4.9 s (README, Speed).
+ms on two threads, and the whole run took 4.2 s instead of 4.9 s (README, Speed). The evaluation of
+a 256 px CycleGAN during training ran 1.03 to 1.17 times as fast.
 
 Each lane's thread sets its own number of compute threads (torch keeps it per thread, as OpenMP does).
 A batch larger than `ALONE_ABOVE_ELEMENTS` input values waits until the other lanes are idle and then
@@ -20,13 +21,46 @@ thread; so is a Ctrl-C there, after the lanes have finished and recorded their c
 no picture is left cut short. A second Ctrl-C stops waiting for the records; the lanes still end
 their batches before the process does.
 """
+import copy
 import threading
 
 import torch
+import torch.nn as nn
+
+from runtime.device import cpus_left_by_the_network
 
 # A 1024 x 1024 px RGB image: a resnet_9blocks generator's feature maps take about a gigabyte there in
 # fp32, growing with the pixels; larger batches run alone.
 ALONE_ABOVE_ELEMENTS = 3 * 1024 * 1024
+
+
+# The layers that draw random numbers in training mode.
+RANDOM_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def draws_random_numbers(networks):
+    """Whether a forward pass of `networks` draws random numbers: a dropout layer in training mode (the
+    original's test.py runs pix2pix's U-Net so unless --eval). Lanes would draw them in an order that
+    changes from run to run, so that --seed no longer fixed the outputs."""
+    return any(isinstance(layer, RANDOM_LAYERS) and layer.training and layer.p > 0
+               for net in networks for layer in net.modules())
+
+
+def lanes_for(device, networks, compiled=False, tiled=False):
+    """How many batches to translate at a time with `networks` on `device`: two where the network would
+    compute on every CPU core of several; one elsewhere (a GPU, fewer torch threads than cores), for
+    networks that draw random numbers (draws_random_numbers), compiled ones (compiled code is run from one
+    thread) and tiled ones (models/tiling.py keeps each image's statistics on the layers)."""
+    if cpus_left_by_the_network(device) or compiled or tiled or torch.get_num_threads() < 2 \
+            or draws_random_numbers(networks):
+        return 1
+    return 2
+
+
+def lane_model(model, lanes):
+    """The model a lane drives: with several lanes its own shallow copy, whose inputs and outputs (the
+    attributes set_input and forward set) are its own while the networks are shared; else `model`."""
+    return copy.copy(model) if lanes > 1 else model
 
 
 def input_elements(batch):
@@ -148,14 +182,14 @@ class _Lanes:
                 self.condition.notify_all()
 
 
-def run_in_lanes(batches, lanes, start_lane, record, threads_per_lane=1):
+def run_in_lanes(batches, lanes, start_lane, record):
     """For every batch of `batches`, `record(translate(batch))` in input order, with `lanes` batches
-    translated at a time.
+    translated at a time, each lane's operators on an equal share of the caller's compute threads (a
+    batch above ALONE_ABOVE_ELEMENTS on all of them).
 
     start_lane(): called once in each lane's thread, returns that lane's `translate` (its own model state);
-    record(result): called one batch at a time, in input order; threads_per_lane: the compute threads of
-    each lane's operators (a batch above ALONE_ABOVE_ELEMENTS gets the caller's threads). With one lane
-    everything runs in the caller's thread, on its threads.
+    record(result): called one batch at a time, in input order. With one lane everything runs in the
+    caller's thread, on its threads.
     """
     if lanes == 1:
         translate = start_lane()
@@ -163,7 +197,7 @@ def run_in_lanes(batches, lanes, start_lane, record, threads_per_lane=1):
             record(translate(batch))
         return
     caller_threads = torch.get_num_threads()
-    shared = _Lanes(batches, lanes, record, threads_per_lane, caller_threads)
+    shared = _Lanes(batches, lanes, record, max(1, caller_threads // lanes), caller_threads)
     threads = []
     try:
         for index in range(lanes):
