@@ -27,7 +27,8 @@ def attach_size_padding(net, multiple):
     afterwards the output is cropped back to the input's size. Inputs already of a fitting size pass
     untouched.
     """
-    # Per thread: test.py's lanes (engine/image_lanes.py) run one network on several batches at once.
+    # Per thread: the lanes of test.py and of the evaluation (engine/image_lanes.py) run one network on
+    # several batches at once.
     sizes = threading.local()
 
     def pad(module, args):
