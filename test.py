@@ -17,8 +17,10 @@ printed `weights:` line says which. Every image is processed unless --num_test i
 metrics are computed as the images come out, printed, written to metrics.json and shown at the top of
 the page (see metrics/ and engine/metric_collector.py). With --tile SIZE every generator translates in
 tiles of SIZE px, for images too large to translate whole (models/tiling.py, README "Large images").
+A Ctrl-C writes the page of the images finished so far and exits with status 130.
 """
 import os
+import sys
 
 import torch
 
@@ -37,6 +39,8 @@ from runtime.speed_hints import describe_hardware, inference_hints
 from util.errors import exit_on_user_error
 from util.log import logger
 from util.progress import progress_bar
+
+INTERRUPTED_STATUS = 130  # the shell's status for a process ended by Ctrl-C (128 + SIGINT)
 
 
 def result_dir(opt):
@@ -74,11 +78,10 @@ def translation_lanes(opt, model):
     return lanes
 
 
-def translate_all(model, dataset, writer, names, lanes, collector, bar, world_size):
+def translate_all(model, dataset, writer, names, lanes, collector, bar, world_size, rows):
     """Translate every batch of `dataset` with `model` in `lanes` lanes, hand each input's visuals to
-    `writer` (and to the metrics `collector`, if any) and return the page rows in input order:
-    [(input path, row)]."""
-    rows = []
+    `writer` (and to the metrics `collector`, if any) and append the page rows to `rows` in input order:
+    (input path, row); on a Ctrl-C `rows` holds those of the inputs written."""
 
     def start_lane():
         own = lane_model(model, lanes)
@@ -102,7 +105,6 @@ def translate_all(model, dataset, writer, names, lanes, collector, bar, world_si
         bar.update(len(batch_rows) * world_size)
 
     run_in_lanes(dataset, lanes, start_lane, record)
-    return rows
 
 
 @exit_on_user_error
@@ -139,13 +141,28 @@ def main(argv=None):
     lanes = translation_lanes(opt, model)
     # With background_io the pictures are encoded and written in background threads while the network
     # runs the next batch; otherwise each lane writes its own (engine/image_lanes.py).
-    with ResultWriter(webpage.image_dir, opt.aspect_ratio, opt.output_bits, threads=2 if background_io else 0,
-                      max_pending=2 * opt.batch_size) as writer, \
-            progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
-        rows = translate_all(model, dataset, writer, names, lanes, collector, bar, opt.runtime.world_size)
+    rows = []
+    try:
+        with ResultWriter(webpage.image_dir, opt.aspect_ratio, opt.output_bits, threads=2 if background_io else 0,
+                          max_pending=2 * opt.batch_size) as writer, \
+                progress_bar(len(dataset), f"testing {opt.name}", disable=not opt.runtime.is_main) as bar:
+            translate_all(model, dataset, writer, names, lanes, collector, bar, opt.runtime.world_size, rows)
+    except KeyboardInterrupt:
+        stop_with_partial_page(webpage, rows, opt, len(dataset))
     metric_lines = evaluate_metrics(collector, metric_names, opt, web_dir) if collector else []
     write_page(webpage, rows, opt, metric_lines)
     print(f"results: {os.path.join(web_dir, 'index.html')}")
+
+
+def stop_with_partial_page(webpage, rows, opt, total):
+    """After a Ctrl-C: write the page of the inputs finished so far (every one whose pictures were written)
+    and exit with status 130 and one line saying so. Under torchrun the processes stop on their own
+    (no page: the others may never gather theirs)."""
+    if not opt.runtime.distributed:
+        write_page(webpage, rows, opt)
+        logger.error(f"stopped by Ctrl-C after {len(rows)} of {total} images; their results: "
+                     f"{os.path.join(webpage.web_dir, 'index.html')}")
+    sys.exit(INTERRUPTED_STATUS)
 
 
 def evaluate_metrics(collector, names, opt, web_dir):

@@ -17,13 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO_ROOT, run_script, side_by_side, write_images
+from conftest import REPO_ROOT, entry_point, run_script, side_by_side, write_images
 from data.base_dataset import to_signed_tensor
 from data.image_io import load_image
 from engine import result_writer
 from engine.html import result_row, write_result_images
 from engine.result_writer import ResultWriter
 from models import create_model
+from models.base_model import BaseModel
 from models.generators import define_G
 from options.test_options import TestOptions
 from util.errors import exit_on_user_error
@@ -362,3 +363,26 @@ def test_where_the_network_computes_on_every_core_test_py_reads_and_writes_in_it
         for name in names:  # more threads may round a float's last bit differently: a level may move by one
             difference = pixels(page / "images" / name).astype(int) - pixels(pages[0] / "images" / name)
             assert np.abs(difference).max() <= 1
+
+
+def test_ctrl_c_in_test_py_writes_the_page_of_the_images_finished_and_exits_130(tmp_path, random_generator,
+                                                                               monkeypatch, capsys):
+    inputs, checkpoints, _ = random_generator
+    real_test, calls = BaseModel.test, []
+
+    def interrupted_at_the_third(model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_test(model, *args, **kwargs)
+    monkeypatch.setattr(BaseModel, "test", interrupted_at_the_third)
+    with pytest.raises(SystemExit) as stopped:
+        entry_point("test.py").main(["--dataroot", str(inputs), "--checkpoints_dir", str(checkpoints), "--results_dir",
+                                     str(tmp_path), *TEST_FLAGS, "--num_threads", "0"])
+    assert stopped.value.code == 130
+    page = tmp_path / "random" / "test_latest" / "index.html"
+    assert re.findall(r"<h3>([^<]*)</h3>", page.read_text()) == ["img_000", "img_001"]
+    assert sorted(path.name for path in page.parent.joinpath("images").iterdir()) == sorted(
+        f"img_00{index}_{label}.png" for index in range(2) for label in LABELS)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"error: stopped by Ctrl-C after 2 of 5 images; their results: {page}"
