@@ -33,15 +33,14 @@ from runtime.device import cpus_left_by_the_network
 # fp32, growing with the pixels; larger batches run alone.
 ALONE_ABOVE_ELEMENTS = 3 * 1024 * 1024
 
-
 # The layers that draw random numbers in training mode.
 RANDOM_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 def draws_random_numbers(networks):
-    """Whether a forward pass of `networks` draws random numbers: a dropout layer in training mode (the
-    original's test.py runs pix2pix's U-Net so unless --eval). Lanes would draw them in an order that
-    changes from run to run, so that --seed no longer fixed the outputs."""
+    """Whether a forward pass of `networks` draws random numbers: a dropout layer in training mode (as
+    pix2pix's U-Net runs in test.py without --eval, like the original's). Lanes would draw them in an
+    order that changes from run to run, so that --seed no longer fixed the outputs."""
     return any(isinstance(layer, RANDOM_LAYERS) and layer.training and layer.p > 0
                for net in networks for layer in net.modules())
 
