@@ -26,7 +26,7 @@ import torch
 
 from data import create_dataset, single_folder_options
 from engine.html import HTML, add_result_row, result_names
-from engine.image_lanes import lane_model, lanes_for, run_in_lanes
+from engine.image_lanes import lanes_for, translate_in_lanes
 from engine.metric_collector import MetricsCollector
 from engine.result_writer import ResultWriter
 from metrics.registry import parse_metric_names
@@ -83,19 +83,13 @@ def translate_all(model, dataset, writer, names, lanes, collector, bar, world_si
     `writer` (and to the metrics `collector`, if any) and append the page rows to `rows` in input order:
     (input path, row); on a Ctrl-C `rows` holds those of the inputs written."""
 
-    def start_lane():
-        own = lane_model(model, lanes)
-
-        def translate(batch):
-            own.set_input(batch)
-            own.test()
-            visuals = own.get_current_visuals()
-            # One host copy per batch (none on the CPU): the writer threads may read these tensors later,
-            # which is safe because each batch's visuals are new tensors, never written into again.
-            on_host = {label: images.detach().cpu() for label, images in visuals.items()}
-            return batch, visuals, [(path, writer.submit(split_visuals(on_host, index), names[path]))
-                                    for index, path in enumerate(own.get_image_paths())]
-        return translate
+    def write(own, batch):
+        visuals = own.get_current_visuals()
+        # One host copy per batch (none on the CPU): the writer threads may read these tensors later,
+        # which is safe because each batch's visuals are new tensors, never written into again.
+        on_host = {label: images.detach().cpu() for label, images in visuals.items()}
+        return batch, visuals, [(path, writer.submit(split_visuals(on_host, index), names[path]))
+                                for index, path in enumerate(own.get_image_paths())]
 
     def record(result):
         batch, visuals, batch_rows = result
@@ -104,7 +98,7 @@ def translate_all(model, dataset, writer, names, lanes, collector, bar, world_si
         rows.extend(batch_rows)
         bar.update(len(batch_rows) * world_size)
 
-    run_in_lanes(dataset, lanes, start_lane, record)
+    translate_in_lanes(model, dataset, lanes, write, record)
 
 
 @exit_on_user_error

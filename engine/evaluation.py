@@ -21,7 +21,7 @@ import numpy as np
 
 from data import create_dataset
 from engine import train_state
-from engine.image_lanes import lane_model, lanes_for, run_in_lanes
+from engine.image_lanes import lanes_for, translate_in_lanes
 from engine.metric_collector import MetricsCollector
 from metrics.registry import METRICS
 from metrics.report import compute_metrics, report_values
@@ -118,17 +118,9 @@ class Evaluator:
         # as test.py runs them without --eval.
         with model.generators_for_outputs(), training_untouched(model):
             lanes = lanes_for(self.opt.runtime.device, model.generators().values(), self.opt.compile)
-
-            def start_lane():
-                own = lane_model(model, lanes)
-
-                def translate(batch):
-                    own.set_input(batch)
-                    own.test()
-                    return own.get_current_visuals(), batch
-                return translate
             # Two batches at a time where the generators would compute on every CPU core (engine/image_lanes.py).
-            run_in_lanes(self.dataset, lanes, start_lane, lambda result: collector.add(*result))
+            translate_in_lanes(model, self.dataset, lanes, lambda own, batch: (own.get_current_visuals(), batch),
+                               lambda result: collector.add(*result))
         collected = collector.finish()
         if collected is None:
             return None

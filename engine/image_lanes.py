@@ -62,6 +62,21 @@ def lane_model(model, lanes):
     return copy.copy(model) if lanes > 1 else model
 
 
+def translate_in_lanes(model, batches, lanes, finish, record):
+    """run_in_lanes for a model: each lane drives its own lane_model through set_input and test, then
+    finish(own model, batch), still in the lane (writing pictures, say), gives the result that
+    record(result) gets, in input order."""
+    def start_lane():
+        own = lane_model(model, lanes)
+
+        def translate(batch):
+            own.set_input(batch)
+            own.test()
+            return finish(own, batch)
+        return translate
+    run_in_lanes(batches, lanes, start_lane, record)
+
+
 def input_elements(batch):
     """The number of input values of a batch: the elements of its tensors."""
     return sum(value.numel() for value in batch.values() if isinstance(value, torch.Tensor))

@@ -219,7 +219,7 @@ def test_the_evaluation_during_training_reports_the_same_in_two_lanes(tmp_path, 
             used.append(threading.current_thread().name)
             return start_lane()
         real_run_in_lanes(batches, lanes, start_counted_lane, record)
-    monkeypatch.setattr(evaluation, "run_in_lanes", counted)
+    monkeypatch.setattr(image_lanes, "run_in_lanes", counted)
     reports = []
     for lanes in (1, 2, 1):  # (the first evaluation also computes the real images' features)
         monkeypatch.setattr(evaluation, "lanes_for", lambda *args, lanes=lanes, **kwargs: lanes)
