@@ -3,14 +3,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-GAN_MODE_CHOICES = ("vanilla", "lsgan", "wgangp")
+GAN_MODE_CHOICES = ("vanilla", "lsgan", "wgangp", "nonsaturating")
 
 
 class GANLoss(nn.Module):
     """Loss of a discriminator's predictions against the label "real" or "fake".
 
     gan_mode: lsgan = mean squared error to 1/0; vanilla = binary cross-entropy on logits to 1/0;
-    wgangp = -mean(prediction) for real, +mean(prediction) for fake (the penalty is separate:
+    nonsaturating = mean softplus(-prediction) for real, softplus(prediction) for fake: the name the
+    StyleGAN2 and official CUT code give this loss, which is vanilla's value for value (the cross-entropy
+    of a logit p to 1 is softplus(-p), to 0 softplus(p)), so it is computed as vanilla; wgangp =
+    -mean(prediction) for real, +mean(prediction) for fake (the penalty is separate:
     `gradient_penalty`). Losses are computed in fp32 whatever the prediction's dtype.
     """
 
@@ -21,7 +24,8 @@ class GANLoss(nn.Module):
         self.gan_mode = gan_mode
         self.real_label = real_label
         self.fake_label = fake_label
-        self.criterion = {"lsgan": nn.MSELoss(), "vanilla": nn.BCEWithLogitsLoss()}.get(gan_mode)
+        self.criterion = {"lsgan": nn.MSELoss(), "vanilla": nn.BCEWithLogitsLoss(),
+                          "nonsaturating": nn.BCEWithLogitsLoss()}.get(gan_mode)
 
     def forward(self, prediction, target_is_real):
         """prediction: a discriminator's output; target_is_real: whether it should call it real."""

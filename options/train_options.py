@@ -97,8 +97,9 @@ class TrainOptions(BaseOptions):
         g.add_argument("--lr", type=NumberRange(float, minimum=0), default=0.0002,
                        help="initial learning rate of Adam; 0 keeps the weights as they are (e.g. to check a resume)")
         g.add_argument("--gan_mode", type=str, default="lsgan", choices=GAN_MODE_CHOICES,
-                       help="GAN objective: vanilla (cross-entropy of the original GAN paper), lsgan (least squares) "
-                            "or wgangp (Wasserstein with gradient penalty)")
+                       help="GAN objective: vanilla (cross-entropy of the original GAN paper), lsgan (least squares), "
+                            "wgangp (Wasserstein with gradient penalty), or nonsaturating (the name StyleGAN2 and "
+                            "the official CUT code give vanilla's loss: the same values)")
         g.add_argument("--pool_size", type=NumberRange(int, minimum=0), default=50,
                        help="size of the buffer of previously generated images; 0: no buffer")
         g.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICY_CHOICES,

@@ -30,7 +30,8 @@ TINY = ["--model", "cut", "--ngf", "8", "--ndf", "8", "--netF_nc", "16", "--num_
 # The CUT run that is also resumed: 2 epochs of 3 images, a save after every image, flips on.
 CUT_RUN = [*TINY, "--n_epochs", "1", "--n_epochs_decay", "1", "--deterministic", "--save_latest_freq", "1",
            "--flip_equivariance"]
-FASTCUT_RUN = [*TINY, "--CUT_mode", "FastCUT", "--n_epochs", "1", "--n_epochs_decay", "0"]
+# FastCUT with the official code's name of the cross-entropy GAN loss.
+FASTCUT_RUN = [*TINY, "--CUT_mode", "FastCUT", "--n_epochs", "1", "--n_epochs_decay", "0", "--gan_mode", "nonsaturating"]
 
 
 def train_args(top, name, flags):
@@ -86,7 +87,8 @@ def test_fastcut_has_its_own_defaults_and_no_identity_term(runs):
     assert re.search(r"^\(epoch: 1, iters: 1, .*\) G_GAN: \S+ D_real: \S+ D_fake: \S+ G: \S+ NCE: \S+$", out,
                      re.MULTILINE)
     saved = (top / "ck" / "fastcut" / "train_opt.txt").read_text()
-    for line in ("CUT_mode: FastCUT", "lambda_NCE: 10.0", "nce_idt: False", "flip_equivariance: True"):
+    for line in ("CUT_mode: FastCUT", "lambda_NCE: 10.0", "nce_idt: False", "flip_equivariance: True",
+                 "gan_mode: nonsaturating"):
         assert re.search(rf"^\s*{line}\s", saved, re.MULTILINE), line
     images = run_test(top, "fastcut", "--model", "cut", "--CUT_mode", "FastCUT", "--crop_size", "32")
     assert len(images) == 6

@@ -28,6 +28,15 @@ def test_vanilla_is_binary_cross_entropy_on_logits():
     assert loss(torch.tensor([3.0]), True).item() == pytest.approx(math.log(1 + math.exp(-3.0)))
 
 
+def test_nonsaturating_is_softplus_and_equals_vanilla():
+    prediction = torch.tensor([[-30.0, -2.0], [0.0, 0.5]]).view(2, 1, 1, 2)
+    loss, vanilla = GANLoss("nonsaturating"), GANLoss("vanilla")
+    assert torch.allclose(loss(prediction, True), torch.nn.functional.softplus(-prediction).mean())
+    assert torch.allclose(loss(prediction, False), torch.nn.functional.softplus(prediction).mean())
+    for target in (True, False):
+        assert torch.equal(loss(prediction, target), vanilla(prediction, target))
+
+
 def test_wgangp_is_minus_mean_for_real_and_mean_for_fake():
     loss = GANLoss("wgangp")
     prediction = torch.tensor([1.0, 2.0, 6.0])
