@@ -71,7 +71,9 @@ def parse_arguments(argv):
     parser.add_argument("--inference_iters", type=int, default=5, help="timed model.test() calls per config per round (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: left as is)")
     parser.add_argument("--peak", action="store_true",
-                        help="also measure a large conv's throughput per precision and report each config's share of it")
+                        help="also measure a large conv's throughput per precision and report each config's share "
+                             "of it, and profile each config's training to report the time its conv and matmul "
+                             "operators take and the share of the peak they alone would reach")
     parser.add_argument("--json", metavar="PATH", help="also append the JSON lines to this file")
     parser.add_argument("--baseline", metavar="PATH",
                         help="under torchrun: a single-process run's --json file, for the scaling efficiency")

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from models.generators import define_G
 from scripts.benchmark import parse_arguments
 from scripts.benchmarks import scaling
 from scripts.benchmarks.configurations import Config, configurations
+from scripts.benchmarks.flops import counted_work_seconds, is_counted_work
 from util.errors import UserError
 
 TINY = ["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--crop_size", "32", "--warmup", "1", "--iters", "1",
@@ -84,6 +86,40 @@ def test_peak_gives_each_precision_its_own_positive_peak(tiny_run):
     assert "% of peak:" in process.stdout and "fp32" in process.stdout
 
 
+def test_peak_reports_the_time_in_conv_and_matmul_and_the_share_of_peak_it_bounds(tiny_run):
+    process, records, _ = tiny_run
+    for record in records:
+        assert 0 < record["conv_matmul_share_of_step"] <= 1
+        assert record["conv_matmul_bound_of_peak"] > 0
+    assert "conv+mm % of step" in process.stdout and "bound % of peak:" in process.stdout
+
+
+class ConvThenSleep:
+    """A model whose training step runs a convolution forward and backward and a matrix product,
+    then waits 50 ms (time that is neither)."""
+
+    def __init__(self):
+        self.conv, self.linear = torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(8, 8)
+
+    def set_input(self, batch):
+        self.batch = batch
+
+    def optimize_parameters(self):
+        features = self.conv(self.batch).mean((2, 3))
+        self.linear(features).sum().backward()
+        time.sleep(0.05)
+
+
+def test_the_profile_counts_conv_and_matmul_operators_and_nothing_else():
+    step_s, work_s = counted_work_seconds(ConvThenSleep(), torch.randn(2, 3, 16, 16), 2, "cpu")
+    assert step_s >= 0.05 and 0 < work_s < step_s - 0.045
+    assert all(map(is_counted_work, ["aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution",
+                                     "aten::slow_conv_transpose2d", "aten::cudnn_convolution", "aten::mm",
+                                     "aten::addmm", "aten::bmm"]))
+    assert not any(map(is_counted_work, ["aten::add_", "aten::native_batch_norm", "aten::copy_", "aten::linear",
+                                         "Optimizer.step#Adam.step", "aten::reflection_pad2d"]))
+
+
 def test_pix2pix_unet_and_fp16_skipped_on_the_cpu(tmp_path):
     process = run_script("scripts/benchmark.py", "--model", "pix2pix", "--netG", "unet_128", "--crop_size", "128",
                          "--ngf", "4", "--ndf", "4", "--warmup", "1", "--iters", "1", "--rounds", "1",
@@ -97,6 +133,7 @@ def test_pix2pix_unet_and_fp16_skipped_on_the_cpu(tmp_path):
     assert (record["model"], record["netG"], record["amp"], record["crop_size"]) == ("pix2pix", "unet_128", "none", 128)
     assert all(record[key] > 0 for key in NUMBERS)
     assert record["fraction_of_peak"] is None  # no --peak
+    assert record["conv_matmul_share_of_step"] is None and record["conv_matmul_bound_of_peak"] is None
 
 
 def test_cut_in_both_modes_one_generator_pass_per_test_image(tmp_path):

@@ -1,5 +1,6 @@
 """FLOPs: the conv and matmul work of one training iteration and of inference per image (counted
-by FlopCounterMode), and the hardware's achievable peak, a large convolution's throughput per precision."""
+by FlopCounterMode), the hardware's achievable peak (a large convolution's throughput per precision),
+and the time a training step spends in the conv and matmul kernels that do that work (profiled)."""
 import gc
 import time
 
@@ -7,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from scripts.benchmarks.configurations import Config
-from scripts.benchmarks.runs import build_model, synchronize
+from scripts.benchmarks.runs import build_model, synchronize, time_training
 
 # The tensor type a configuration's convolutions mostly run in (for its hardware peak).
 PRECISION_DTYPES = {"none": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -67,3 +68,30 @@ def measure_peaks(device, configs):
             continue
         peaks[amp] = conv_peak_flops(device, amp)
     return peaks
+
+
+# Profiled operators that do the counted work: convolutions of every kind (forward, backward,
+# transposed, per backend) and matrix products. Self times, so no call is counted twice.
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+
+
+def is_counted_work(name):
+    """Whether the profiled operator `name` is one of the conv or matmul kernels FlopCounterMode counts."""
+    return name in MATMUL_OPS or (name.startswith("aten::") and "conv" in name)
+
+
+def counted_work_seconds(model, batch, iterations, device):
+    """(seconds per training iteration, seconds of it spent in conv and matmul operators), profiled
+    over `iterations` iterations: on the CPU their own wall time on the calling thread (which waits
+    for torch's compute threads inside each operator), on CUDA their kernels' device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        step_seconds = time_training(model, batch, iterations, device)
+    events = profiler.key_averages()
+    if device == "cuda":
+        work_us = sum(event.self_device_time_total for event in events if is_counted_work(event.key))
+    else:
+        work_us = sum(event.self_cpu_time_total for event in events if is_counted_work(event.key))
+    return step_seconds / iterations, work_us / 1e6 / iterations

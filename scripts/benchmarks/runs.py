@@ -21,7 +21,8 @@ from util.errors import UserError
 class Run:
     """A configuration under measurement. model: its built model; resident_bytes: CUDA memory its
     own tensors hold after warm-up (None on the CPU); first_iteration_s: the first training
-    iteration's time (compilation included); the lists hold one rate per round."""
+    iteration's time (compilation included); the lists hold one rate per round; work_profile: with
+    --peak, (profiled seconds per iteration, seconds of it in conv and matmul operators)."""
 
     config: Config
     model: object
@@ -30,6 +31,7 @@ class Run:
     train_rates: list = field(default_factory=list)
     infer_rates: list = field(default_factory=list)
     peak_bytes: int = 0
+    work_profile: tuple = (None, None)
 
 
 def parse_tool_options(args, workdir):

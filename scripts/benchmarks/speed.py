@@ -1,11 +1,18 @@
 """Speed in one process: every configuration's training it/s and inference img/s, timed in
 round-robin rounds, with its peak memory, FLOPs per iteration and (--peak) share of the hardware's
-peak; one record and table row per configuration."""
+peak, and how much of a step its conv and matmul kernels take: the share of the peak it would reach
+if nothing else took time; one record and table row per configuration."""
 import statistics
 
 import torch
 
-from scripts.benchmarks.flops import PEAK_CONV_CHANNELS, PEAK_CONV_SIZE, count_flops, measure_peaks
+from scripts.benchmarks.flops import (
+    PEAK_CONV_CHANNELS,
+    PEAK_CONV_SIZE,
+    count_flops,
+    counted_work_seconds,
+    measure_peaks,
+)
 from scripts.benchmarks.memory import cuda_memory_in_use, peak_memory, reset_peak_memory
 from scripts.benchmarks.report import aligned, device_name, settings_record
 from scripts.benchmarks.runs import prepared_runs, time_inference, time_training
@@ -34,6 +41,7 @@ def result_record(run, first, args, flops, peaks):
     train_rate = statistics.median(run.train_rates)
     achieved = train_flops * train_rate
     peak = peaks.get(run.config.amp)
+    step_s, work_s = run.work_profile
     return {
         **settings_record(run, args), "inference_iters": args.inference_iters, "world_size": 1,
         "train_it_s": train_rate, "train_img_s": train_rate * args.batch_size,
@@ -47,6 +55,8 @@ def result_record(run, first, args, flops, peaks):
         "train_flops_per_iter": train_flops, "infer_flops_per_image": infer_flops_per_image,
         "achieved_flop_s": achieved,
         "peak_flop_s": peak, "fraction_of_peak": achieved / peak if peak else None,
+        "conv_matmul_share_of_step": work_s / step_s if work_s else None,
+        "conv_matmul_bound_of_peak": train_flops / work_s / peak if peak and work_s else None,
         "torch": torch.__version__, "device_name": device_name(args.device), "threads": torch.get_num_threads(),
     }
 
@@ -54,12 +64,18 @@ def result_record(run, first, args, flops, peaks):
 def format_table(records):
     """The aligned results table, one row per configuration."""
     header = ["config", "train it/s", "img/s", "infer img/s", "speed-up", "peak mem MiB", "GFLOP/iter",
-              "TFLOP/s", "% of peak"]
+              "TFLOP/s", "% of peak", "conv+mm % of step", "bound % of peak"]
     rows = [[r["config"], f"{r['train_it_s']:.3f}", f"{r['train_img_s']:.2f}", f"{r['infer_img_s']:.2f}",
              f"{r['speedup_vs_first']:.2f}x", f"{r['peak_mem_bytes'] / MIB:.0f}", f"{r['train_flops_per_iter'] / 1e9:.2f}",
              f"{r['achieved_flop_s'] / 1e12:.4f}",
-             "-" if r["fraction_of_peak"] is None else f"{100 * r['fraction_of_peak']:.1f}"] for r in records]
+             *(percent(r[name]) for name in ("fraction_of_peak", "conv_matmul_share_of_step",
+                                             "conv_matmul_bound_of_peak"))] for r in records]
     return aligned(header, rows)
+
+
+def percent(fraction):
+    """A table cell: the fraction in percent, or - when not measured."""
+    return "-" if fraction is None else f"{100 * fraction:.1f}"
 
 
 def explanations(args, peaks):
@@ -78,6 +94,10 @@ def explanations(args, peaks):
         lines.append(f"% of peak: achieved FLOP/s over a {PEAK_CONV_CHANNELS}->{PEAK_CONV_CHANNELS} 3x3 conv's "
                      f"forward throughput on {PEAK_CONV_SIZE}x{PEAK_CONV_SIZE} images in the config's precision: "
                      f"{measured}")
+        lines.append(f"conv+mm % of step: time in conv and matmul operators (profiled over {args.iters} training "
+                     "iterations after the rounds; their own wall time on the CPU, kernel time on CUDA); bound % of "
+                     "peak: the FLOPs over that time alone, the share of the peak the configuration would reach if "
+                     "everything else (norms, activations, padding, losses, the optimiser, casts) took no time")
     return lines
 
 
@@ -90,5 +110,8 @@ def benchmark_single(args, opt, configs, batch):
             measure_round(run, args, batch)
     # After the rounds, so that the conv's buffers do not weigh on the configurations' memory peaks.
     peaks = measure_peaks(args.device, configs) if args.peak else {}
+    if args.peak:
+        for run in runs:
+            run.work_profile = counted_work_seconds(run.model, batch, args.iters, args.device)
     records = [result_record(run, runs[0], args, flops, peaks) for run in runs]
     return format_table(records), explanations(args, peaks), records
