@@ -1,6 +1,8 @@
 """Shared test fixtures: generated image folders and a helper that runs the CLI like a user."""
+import contextlib
 import functools
 import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -35,6 +37,20 @@ def entry_point(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def training_model(tmp_path, *flags):
+    """A training model built and set up in this process as train.py builds it, from `flags` (with
+    --dataroot and --checkpoints_dir in tmp_path); the printed options are silenced."""
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path / "ck"),
+                                    "--name", "m", *map(str, flags)])
+    model = create_model(opt)
+    model.setup()
+    return model
 
 
 class LinearCritic(nn.Module):

@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import LinearCritic, run_script
+from conftest import LinearCritic, run_script, training_model
 from engine.train_state import check_same_architecture
-from models import create_model
 from models.diffaug import DiffAugment, parse_policy
 from models.discriminators import define_D
 from models.generators import define_G
@@ -70,13 +69,8 @@ def test_lazy_r1_is_due_every_k_steps_and_weighted_by_k():
 
 
 def build_model(tmp_path, *flags):
-    """A tiny training model on the CPU, built from flags as train.py builds it."""
-    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path / "ck"),
-                                "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks",
-                                "--crop_size", "32", "--seed", "0", "--pool_size", "0", *flags])
-    model = create_model(opt)
-    model.setup()
-    return model
+    return training_model(tmp_path, "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks",
+                          "--crop_size", "32", "--seed", "0", "--pool_size", "0", *flags)
 
 
 def batch(model, seed=0):

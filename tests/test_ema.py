@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import train
-from conftest import entry_point
+from conftest import entry_point, training_model
 from engine import train_state
 from models import checkpoint, create_model
 from models.ema import WeightAverage, warmed_up_decay
@@ -91,12 +91,7 @@ def test_state_round_trip_and_restart():
 # --- the model's averages -----------------------------------------------------------------------------
 
 def build_model(tmp_path, *flags):
-    with contextlib.redirect_stdout(io.StringIO()):
-        opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path / "ck"),
-                                    "--name", "m", *TINY, *flags])
-    model = create_model(opt)
-    model.setup()
-    return model
+    return training_model(tmp_path, *TINY, *flags)
 
 
 def a_batch():

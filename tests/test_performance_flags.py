@@ -1,26 +1,17 @@
 """--amp, --channels_last and --compile train the same models correctly; the loss watch stops on NaN."""
 import argparse
-import contextlib
-import io
 
 import pytest
 import torch
 
-from conftest import run_script
-from models import create_model
-from options.train_options import TrainOptions
+from conftest import run_script, training_model
 
 TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1", "--display_id", "0",
         "--num_threads", "0", "--load_size", "36", "--crop_size", "32", "--seed", "0"]
 
 
 def build_model(tmp_path, *flags):
-    with contextlib.redirect_stdout(io.StringIO()):
-        opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path), "--name", "m",
-                                    *TINY, *flags])
-    model = create_model(opt)
-    model.setup()
-    return model
+    return training_model(tmp_path, *TINY, *flags)
 
 
 def batch():
