@@ -227,6 +227,30 @@ def require_raw_weights(path, kind, decay):
                         "saved with its raw weights")
 
 
+def networks_in_save(save_dir, prefix):
+    """The names of the networks saved as `prefix` in `save_dir` (e.g. ['D_A', 'D_B', 'G_A', 'G_B'])."""
+    pattern = os.path.join(glob.escape(save_dir), f"{glob.escape(prefix)}_net_*.pth")
+    names = (re.sub(r"(_raw)?\.pth$", "", os.path.basename(path)[len(prefix) + len("_net_"):])
+             for path in glob.glob(pattern) if os.path.isfile(path))
+    return sorted(set(names))
+
+
+def missing_weights_message(save_dir, prefix, name, path):
+    """The one-line error for network `name`'s weights `path` missing: which saves exist, or, where the
+    save `prefix` exists with other networks (a run of another model), which networks it holds and
+    how to test them."""
+    held = networks_in_save(save_dir, prefix)
+    if not held:
+        found = saved_prefixes(save_dir)
+        choice = f"saved there: {', '.join(found)}" if found else "nothing is saved there yet; train first"
+        return f"no checkpoint {path}; pick an existing --epoch/--load_iter ({choice})"
+    holds = f"no checkpoint {path}: save {prefix} holds {', '.join(held)}, not {name}"
+    if {"G_A", "G_B"} <= set(held):
+        return (f"{holds}, the networks of --model cycle_gan; test with --model cycle_gan, or one direction with "
+                "--model test --model_suffix _A (or _B)")
+    return f"{holds}; test with the --model (and --model_suffix) the run was trained with"
+
+
 def load_networks(model, save_dir, prefix, arch_hint="", raw_weights=False):
     """Load the weights of save `prefix` into each network of `model` (the raw weights of generators saved
     with averages when raw_weights); UserError naming what exists if absent. Returns what was loaded, in
@@ -235,9 +259,7 @@ def load_networks(model, save_dir, prefix, arch_hint="", raw_weights=False):
     for name, net in model.networks().items():
         path = weights_file(save_dir, prefix, name, raw_weights)
         if not os.path.isfile(path):
-            found = saved_prefixes(save_dir)
-            choice = f"saved there: {', '.join(found)}" if found else "nothing is saved there yet; train first"
-            raise UserError(f"no checkpoint {path}; pick an existing --epoch/--load_iter ({choice})")
+            raise UserError(missing_weights_message(save_dir, prefix, name, path))
         kind, decay = load_network(net, path, arch_hint)
         if raw_weights:
             require_raw_weights(path, kind, decay)

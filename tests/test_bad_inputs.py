@@ -253,6 +253,9 @@ CASES = [
     ("test best without best weights", "test.py", None,
      ["--name", "existing", "--model", "cycle_gan", "--phase", "train", "--epoch", "best"], 2,
      r"no checkpoint .*best_net_G_A.pth; pick an existing --epoch"),
+    ("test.py without --model after CycleGAN training", "test.py", None, ["--name", "existing"], 2,
+     r"no checkpoint .*latest_net_G.pth: save latest holds D_A, D_B, G_A, G_B, not G, the networks of --model "
+     r"cycle_gan; test with --model cycle_gan, or one direction with --model test --model_suffix _A \(or _B\)"),
     ("results_dir unwritable", "test.py", setup_file_in_the_way,
      ["--name", "existing", "--model", "test", "--model_suffix", "_A", "--results_dir", "afile/results"], 2,
      r"cannot write to --results_dir 'afile/results' \(Not a directory: afile/results/existing/test_latest\)"),

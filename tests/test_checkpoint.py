@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT
-from models.checkpoint import clean_state_dict, load_network, load_state_dict_file
+from models.checkpoint import clean_state_dict, load_network, load_state_dict_file, missing_weights_message
 from models.generators import define_G, infer_generator_flags
 from util.atomic_files import write_files
 from util.errors import UserError
@@ -142,3 +142,19 @@ def test_mismatch_message_says_which_flags_the_file_needs(tmp_path):
     torch.save(define_G(3, 3, 8, "resnet_6blocks", "batch").state_dict(), path)
     with pytest.raises(UserError, match="it looks like --netG resnet_6blocks --ngf 8 --norm batch"):
         load_network(define_G(3, 3, 8, "resnet_9blocks", "instance"), str(path))
+
+
+def test_a_missing_weights_file_is_explained_by_what_the_save_holds(tmp_path):
+    for name in ("latest_net_G.pth", "latest_net_G_raw.pth", "latest_net_F.pth", "latest_net_D.pth", "5_net_G.pth"):
+        (tmp_path / name).write_bytes(b"")
+    path = str(tmp_path / "latest_net_G_A.pth")
+    assert missing_weights_message(str(tmp_path), "latest", "G_A", path) == (
+        f"no checkpoint {path}: save latest holds D, F, G, not G_A; test with the --model (and --model_suffix) the "
+        "run was trained with")
+    path = str(tmp_path / "7_net_G.pth")
+    assert missing_weights_message(str(tmp_path), "7", "G", path) == (
+        f"no checkpoint {path}; pick an existing --epoch/--load_iter (saved there: 5, latest)")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert missing_weights_message(str(empty), "latest", "G", "x") == (
+        "no checkpoint x; pick an existing --epoch/--load_iter (nothing is saved there yet; train first)")
