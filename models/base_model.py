@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 
 import torch
+import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from runtime.runtime import runtime_of
@@ -25,8 +26,10 @@ from .schedulers import get_scheduler
 from .size_padding import attach_size_padding
 from .tiling import attach_tiling
 
-# The layers whose operations autocast runs in the reduced precision, with every weight converted.
-AUTOCAST_WEIGHT_LAYERS = (torch.nn.modules.conv._ConvNd, torch.nn.Linear)
+# The layers whose operations autocast runs in the reduced precision, with every weight converted:
+# every convolution (the lazy ones are subclasses of these) and linear layer, named by public classes.
+AUTOCAST_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+                          nn.Linear)
 
 
 class BaseModel(ABC):

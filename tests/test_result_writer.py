@@ -299,7 +299,7 @@ def test_weights_stored_in_bf16_for_inference_give_the_same_outputs_bit_for_bit(
     for label, image in autocast_casts_every_call.items():
         assert torch.equal(image, stored_in_bf16[label]), label
     layers = [layer for net in model.networks().values() for layer in net.modules()]
-    convs = [layer for layer in layers if isinstance(layer, torch.nn.modules.conv._ConvNd)]
+    convs = [layer for layer in layers if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     assert convs and all(param.dtype == torch.bfloat16 for layer in convs for param in layer.parameters())
     norms = [layer for layer in layers if isinstance(layer, torch.nn.modules.batchnorm._NormBase)]
     kept = [tensor for layer in norms for tensor in [*layer.parameters(), *layer.buffers()] if tensor.is_floating_point()]
