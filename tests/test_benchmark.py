@@ -115,9 +115,10 @@ def test_the_profile_counts_conv_and_matmul_operators_and_nothing_else():
     assert step_s >= 0.05 and 0 < work_s < step_s - 0.045
     assert all(map(is_counted_work, ["aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution",
                                      "aten::slow_conv_transpose2d", "aten::cudnn_convolution", "aten::mm",
-                                     "aten::addmm", "aten::bmm"]))
+                                     "aten::addmm", "aten::bmm", "aten::conv2d", "aten::conv_depthwise2d"]))
     assert not any(map(is_counted_work, ["aten::add_", "aten::native_batch_norm", "aten::copy_", "aten::linear",
-                                         "Optimizer.step#Adam.step", "aten::reflection_pad2d"]))
+                                         "Optimizer.step#Adam.step", "aten::reflection_pad2d",
+                                         "aten::_convert_indices_from_coo_to_csr"]))
 
 
 def test_pix2pix_unet_and_fp16_skipped_on_the_cpu(tmp_path):

@@ -2,6 +2,7 @@
 by FlopCounterMode), the hardware's achievable peak (a large convolution's throughput per precision),
 and the time a training step spends in the conv and matmul kernels that do that work (profiled)."""
 import gc
+import re
 import time
 
 import torch
@@ -73,11 +74,12 @@ def measure_peaks(device, configs):
 # Profiled operators that do the counted work: convolutions of every kind (forward, backward,
 # transposed, per backend) and matrix products. Self times, so no call is counted twice.
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+CONV_OP = re.compile(r"conv(olution|_|\d)")  # convolution, conv2d, slow_conv_transpose2d; not "convert"
 
 
 def is_counted_work(name):
     """Whether the profiled operator `name` is one of the conv or matmul kernels FlopCounterMode counts."""
-    return name in MATMUL_OPS or (name.startswith("aten::") and "conv" in name)
+    return name in MATMUL_OPS or (name.startswith("aten::") and CONV_OP.search(name) is not None)
 
 
 def counted_work_seconds(model, batch, iterations, device):
