@@ -20,6 +20,7 @@ tiles of SIZE px, for images too large to translate whole (models/tiling.py, REA
 A Ctrl-C writes the page of the images finished so far and exits with status 130.
 """
 import os
+import signal
 import sys
 
 import torch
@@ -27,6 +28,7 @@ import torch
 from data import create_dataset, single_folder_options
 from engine.html import HTML, add_result_row, result_names
 from engine.image_lanes import lanes_for, translate_in_lanes
+from engine.interrupt import signal_exit_status
 from engine.metric_collector import MetricsCollector
 from engine.result_writer import ResultWriter
 from metrics.registry import parse_metric_names
@@ -39,8 +41,6 @@ from runtime.speed_hints import describe_hardware, inference_hints
 from util.errors import exit_on_user_error
 from util.log import logger
 from util.progress import progress_bar
-
-INTERRUPTED_STATUS = 130  # the shell's status for a process ended by Ctrl-C (128 + SIGINT)
 
 
 def result_dir(opt):
@@ -156,7 +156,7 @@ def stop_with_partial_page(webpage, rows, opt, total):
         write_page(webpage, rows, opt)
         logger.error(f"stopped by Ctrl-C after {len(rows)} of {total} images; their results: "
                      f"{os.path.join(webpage.web_dir, 'index.html')}")
-    sys.exit(INTERRUPTED_STATUS)
+    sys.exit(signal_exit_status(signal.SIGINT))
 
 
 def evaluate_metrics(collector, names, opt, web_dir):

@@ -27,6 +27,12 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 CHECK_SECONDS = 0.5  # the aimed time between two stop checks under torchrun; a stop takes up to two
 
 
+
+def signal_exit_status(signum):
+    """The exit status the shell reports for a process ended by signal `signum`: 128 + its number (130
+    for a Ctrl-C)."""
+    return 128 + signum
+
 class GracefulStop:
     """Context manager catching SIGINT/SIGTERM during training; `requested` names the signal this
     process received, and `should_stop` tells the training loop when to stop (every process at once).
@@ -66,7 +72,7 @@ class GracefulStop:
             # library code that swallows it, and the user asked to stop at once. Printed and flushed
             # here, not logged: os._exit skips every buffer and handler.
             print("\nstopped at once; the last complete checkpoint is kept", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
+            os._exit(signal_exit_status(signum))
         self.requested = signal.Signals(signum).name
         when = "together with the other processes, within about a second," if self.runtime.distributed else \
             "after this iteration"
