@@ -16,8 +16,9 @@ from pathlib import Path
 from util.errors import UserError
 from util.log import logger
 
-# The --preprocess modes that end in a crop_size x crop_size crop (the others keep the images' shapes).
-CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
+# The --preprocess modes that end in a crop_size x crop_size crop (the others keep the images' shapes);
+# zoom_and_patch is the singleimage dataset's own (data/base_dataset.zoom_and_patch).
+CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop", "zoom_and_patch")
 
 
 def available_dataset_modes():

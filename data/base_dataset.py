@@ -9,6 +9,8 @@ full depth, into a tensor in [-1, 1] following `--preprocess`:
   none                  keep the size; at training time round each side to a multiple of 4 (bicubic)
                         so the ResNet generator's two stride-2 downsamplings fit. At test time images
                         stay untouched: the model pads and crops them itself.
+  zoom_and_patch        (the singleimage dataset only) zoom by random factors, then cut a crop_size
+                        patch from a random cell of a grid (`zoom_and_patch`)
 In the crop modes an image smaller than crop_size (after the resize step) is first upscaled, keeping
 its aspect ratio, until its shorter side equals crop_size, so cropping never runs out of pixels.
 Unless --no_flip, images are flipped horizontally with probability 0.5.
@@ -263,6 +265,28 @@ def _crop(image, corner, size):
 def _flip(image, flip):
     """Mirror `image` left-right when `flip` is true."""
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image
+
+
+def zoom_and_patch(image, opt, rng):
+    """The official CUT code's single-image augmentation, as a [-1, 1] tensor: `image` zoomed by its own
+    factors in x and y, each drawn uniformly between 1 / --random_scale_max and 1 (bilinear; never below
+    --crop_size a side), then the crop_size square of a random cell of the grid of such squares that
+    fits in it, the grid shifted by a random offset within the leftover pixels, mirrored half of the time
+    unless --no_flip.
+
+    opt: options (crop_size, random_scale_max, no_flip); rng: the item's random.Random, which makes every
+    choice.
+    """
+    size = opt.crop_size
+    smallest = 1.0 / opt.random_scale_max
+    zoomed = tuple(max(size, round(side * rng.uniform(smallest, 1.0))) for side in image.size)
+    image = image.resize(zoomed, Image.Resampling.BILINEAR)
+    columns, rows = zoomed[0] // size, zoomed[1] // size
+    start_x = rng.randint(0, zoomed[0] - columns * size)
+    start_y = rng.randint(0, zoomed[1] - rows * size)
+    cell = rng.randrange(columns * rows)
+    image = _crop(image, (start_x + cell // rows * size, start_y + cell % rows * size), size)
+    return to_signed_tensor(_flip(image, not opt.no_flip and rng.random() > 0.5))
 
 
 def to_signed_tensor(image):

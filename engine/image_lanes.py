@@ -39,9 +39,11 @@ RANDOM_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaD
 
 def draws_random_numbers(networks):
     """Whether a forward pass of `networks` draws random numbers: a dropout layer in training mode (as
-    pix2pix's U-Net runs in test.py without --eval, like the original's). Lanes would draw them in an
-    order that changes from run to run, so that --seed no longer fixed the outputs."""
-    return any(isinstance(layer, RANDOM_LAYERS) and layer.training and layer.p > 0
+    pix2pix's U-Net runs in test.py without --eval, like the original's), or a layer that says it does
+    (`draws_random_numbers`: the noise injection of the StyleGAN2 generator, in every mode). Lanes would
+    draw them in an order that changes from run to run, so that --seed no longer fixed the outputs."""
+    return any((isinstance(layer, RANDOM_LAYERS) and layer.training and layer.p > 0)
+               or getattr(layer, "draws_random_numbers", False)
                for net in networks for layer in net.modules())
 
 

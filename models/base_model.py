@@ -7,6 +7,7 @@ networks in `loss_names`, `visual_names` and `model_names` (its generators among
 (models/checkpoint.py only names and loads weights files).
 """
 import contextlib
+import itertools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 
@@ -30,6 +31,14 @@ from .tiling import attach_tiling
 # every convolution (the lazy ones are subclasses of these) and linear layer, named by public classes.
 AUTOCAST_WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
                           nn.Linear)
+
+
+def to_channels_last(net):
+    """Store every 4-d parameter and buffer of `net` channels-last, in place (Module.to would also ask it of
+    5-d ones, which cannot: the StyleGAN2 decoder's weights are (1, out, in, k, k))."""
+    for tensor in itertools.chain(net.parameters(), net.buffers()):
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 class BaseModel(ABC):
@@ -82,7 +91,7 @@ class BaseModel(ABC):
         get size padding (below); with --compile its forward is compiled (names stay clean)."""
         net = sync_batch_norm(net.to(self.device), self.opt)
         if self.opt.channels_last:
-            net = net.to(memory_format=torch.channels_last)
+            to_channels_last(net)
         if hasattr(net, "size_multiple"):
             attach_size_padding(net, net.size_multiple)
         if self.opt.compile:
@@ -115,9 +124,10 @@ class BaseModel(ABC):
         return self.runtime.autocast()
 
     def make_optimizer(self, parameters):
-        """Adam with --lr and --beta1 (the fused kernel on CUDA and under --amp), registered with its loss scaler."""
+        """Adam with --lr, --beta1 and --beta2 (the fused kernel on CUDA and under --amp), registered with its loss
+        scaler."""
         opt = self.opt
-        optimizer = torch.optim.Adam(parameters, lr=opt.lr, betas=(opt.beta1, 0.999), fused=self.runtime.fused_adam)
+        optimizer = torch.optim.Adam(parameters, lr=opt.lr, betas=(opt.beta1, opt.beta2), fused=self.runtime.fused_adam)
         self.optimizers.append(optimizer)
         self.scalers.append(torch.amp.GradScaler(self.device.type, enabled=self.runtime.needs_grad_scaler))
         self.steps_taken.append(0)

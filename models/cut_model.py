@@ -42,6 +42,7 @@ from .initialization import init_weights
 from .losses import GANLoss, gradient_penalty
 from .norms import NORM_CHOICES
 from .patchnce import NETF_CHOICES, PatchSampleF, patch_nce_loss, sample_patch_ids
+from .stylegan2_networks import STYLEGAN2_DISCRIMINATORS, STYLEGAN2_GENERATORS, training_resolution
 
 CUT_MODES = ("CUT", "FastCUT")
 MODE_DEFAULTS = {
@@ -51,7 +52,7 @@ MODE_DEFAULTS = {
 }
 # Flags that shape CUT's generator (read back from train_opt.txt at test time), and all that shape its
 # networks (a run continues only with the same values).
-CUT_GENERATOR_FLAGS = ("normG", "no_antialias", "no_antialias_up")
+CUT_GENERATOR_FLAGS = ("normG", "no_antialias", "no_antialias_up", "stylegan2_G_num_downsampling")
 CUT_ARCHITECTURE_OPTIONS = (*CUT_GENERATOR_FLAGS, "normD", "netF", "netF_nc", "nce_layers")
 _YES = ("yes", "true", "t", "y", "1")
 _NO = ("no", "false", "f", "n", "0")
@@ -90,12 +91,33 @@ def cut_architecture_flags(opt):
     """The CUT generator and discriminator flags of `opt` that differ from their defaults, as typed
     (for messages naming the flags a network was built with); [] for other models."""
     flags = [f"--{name} {getattr(opt, name)}" for name in ("normG", "normD") if getattr(opt, name, None)]
-    return flags + [f"--{name}" for name in ("no_antialias", "no_antialias_up") if getattr(opt, name, False)]
+    flags += [f"--{name}" for name in ("no_antialias", "no_antialias_up") if getattr(opt, name, False)]
+    if opt.netG in STYLEGAN2_GENERATORS:
+        load_size, crop_size = getattr(opt, "train_image_sizes", (opt.load_size, opt.crop_size))
+        flags += [f"--stylegan2_G_num_downsampling {opt.stylegan2_G_num_downsampling}",
+                  f"--load_size {load_size} --crop_size {crop_size} (which set the StyleGAN2 widths)"]
+    return flags
+
+
+def stylegan2_resolution(opt):
+    """The side the StyleGAN2 networks of `opt` are made for (models/stylegan2_networks.py), from the
+    training's --load_size and --crop_size: at test time those in train_opt.txt unless typed
+    (opt.train_image_sizes, set by options/test_options.py), since the generator's widths depend on them."""
+    return training_resolution(*getattr(opt, "train_image_sizes", (opt.load_size, opt.crop_size)))
+
+
+def cut_generator(opt):
+    """CUT's generator for the flags of `opt` (train.py, test.py and scripts/export.py), initialised."""
+    check_cut_generator(opt.netG, opt)
+    stylegan2 = opt.netG in STYLEGAN2_GENERATORS
+    return define_cut_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG or opt.norm, not opt.no_dropout,
+                        opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up,
+                        stylegan2_resolution(opt) if stylegan2 else None, opt.stylegan2_G_num_downsampling)
 
 
 def check_nce_layers(layers, netG):
     """UserError when an index of `layers` (a list) lies beyond the generator `netG`'s layers."""
-    depth = len(netG.model)
+    depth = len(netG.feature_layers)
     if layers[-1] >= depth:
         raise UserError(f"--nce_layers {','.join(map(str, layers))} goes beyond the generator, whose layers are "
                         f"numbered 0 to {depth - 1}; choose indices below {depth}")
@@ -118,6 +140,8 @@ class CUTModel(BaseModel):
         g.add_argument("--no_antialias_up", action="store_true",
                        help="double the image size with transposed convolutions instead of a blur-upsampling and "
                             "a convolution")
+        g.add_argument("--stylegan2_G_num_downsampling", type=NumberRange(int, minimum=0), default=1,
+                       help="halvings (and doublings) of the StyleGAN2 generators (--netG stylegan2, smallstylegan2)")
         if not is_train:
             return parser
         parser.set_defaults(pool_size=0)  # the official CUT has no image pool
@@ -154,11 +178,11 @@ class CUTModel(BaseModel):
     def __init__(self, opt):
         super().__init__(opt)
         self.nce_idt = self.isTrain and opt.nce_idt
+        # G(B), the identity image: for the identity NCE, and for sincut's identity loss (--lambda_identity).
+        self.identity_pass = self.nce_idt or (self.isTrain and getattr(opt, "lambda_identity", 0) > 0)
         self.loss_names = ["G_GAN", "D_real", "D_fake", "G", "NCE"] + (["NCE_Y"] if self.nce_idt else [])
-        self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.nce_idt else [])
-        check_cut_generator(opt.netG, opt)
-        netG = define_cut_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG or opt.norm, not opt.no_dropout,
-                            opt.init_type, opt.init_gain, opt.no_antialias, opt.no_antialias_up)
+        self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.identity_pass else [])
+        netG = cut_generator(opt)
         self.model_names = ["G"]
         self.generator_names = ["G"]  # averaged with --ema_decay
         if not self.isTrain:
@@ -175,8 +199,11 @@ class CUTModel(BaseModel):
         check_nce_layers(self.nce_layers, netG)
         heads = netG.feature_channels(self.nce_layers) if opt.netF == "mlp_sample" else []
         netF = init_weights(PatchSampleF(heads, opt.netF_nc), opt.init_type, opt.init_gain)
+        if opt.netD in STYLEGAN2_DISCRIMINATORS and opt.normD:
+            raise UserError(f"--normD applies to the PatchGAN discriminators only, not --netD {opt.netD}; leave it out")
         netD = define_cut_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.normD or opt.norm, opt.init_type,
-                            opt.init_gain, opt.no_antialias)
+                            opt.init_gain, opt.no_antialias,
+                            stylegan2_resolution(opt) if opt.netD in STYLEGAN2_DISCRIMINATORS else None)
         if opt.compile:  # as build_network compiles forward: PatchNCE's encoder passes too
             netG.encode = torch.compile(netG.encode)
         self.netG, self.netD = self.build_network(netG), self.build_network(netD)
@@ -191,10 +218,11 @@ class CUTModel(BaseModel):
         # PatchNCE's keys are G's encoder features of real_A (and real_B), which G's forward pass on
         # them computes anyway with the same weights: kept from it, they cost nothing, where the official
         # code encodes the images again. Only where that gives the same values: an image's features do
-        # not depend on the rest of the batch and update no running statistics (instance norm or none;
-        # G has no dropout, whose masks would differ), and no compiled forward would recompile for the
-        # capturing hooks.
-        self.keys_from_forward = (opt.normG or opt.norm) in ("instance", "none") and not opt.compile
+        # not depend on the rest of the batch and update no running statistics (instance norm or none,
+        # and the StyleGAN2 encoder has no norm and no noise; G has no dropout, whose masks would differ),
+        # and no compiled forward would recompile for the capturing hooks.
+        batch_independent = opt.netG in STYLEGAN2_GENERATORS or (opt.normG or opt.norm) in ("instance", "none")
+        self.keys_from_forward = batch_independent and not opt.compile
         self.keys = {}
         for name in self.loss_names:  # each stays 0 while its term is off
             setattr(self, "loss_" + name, torch.zeros((), device=self.device))
@@ -208,17 +236,17 @@ class CUTModel(BaseModel):
         self.fake_B = self.netG(self.real_A)
 
     def forward_training_visuals(self):
-        """The identity image idt_B = G(B) (with --nce_idt)."""
-        if self.nce_idt:
+        """The identity image idt_B = G(B) (see identity_pass)."""
+        if self.identity_pass:
             self.idt_B = self.netG(self.real_B)
 
     def training_forward(self):
-        """G on A (and B for the identity NCE) in one batch as the official code runs it (so batch
+        """G on A (and B for the identity terms) in one batch as the official code runs it (so batch
         norm sees both), or in two when --preprocess none gives them other sizes; mirrored left-right
         half of the time with --flip_equivariance (a draw from torch's CPU random generator). Keeps
         the encoder features of each input as PatchNCE's keys (self.keys) where they are the ones
         PatchNCE would compute: with keys_from_forward, for inputs neither mirrored nor padded."""
-        inputs = [self.real_A, self.real_B] if self.nce_idt else [self.real_A]
+        inputs = [self.real_A, self.real_B] if self.identity_pass else [self.real_A]
         self.flipped = self.opt.flip_equivariance and bool(torch.rand(()) < 0.5)
         if self.flipped:
             inputs = [images.flip(3) for images in inputs]
@@ -235,7 +263,7 @@ class CUTModel(BaseModel):
             captured = [list(shares) for shares in zip(*(feature.split(sizes) for feature in captured[0]))]
         self.keys = dict(zip(("A", "B"), captured))
         self.fake_B = outputs[0]
-        if self.nce_idt:
+        if self.identity_pass:
             self.idt_B = outputs[1]
 
     def nce_loss(self, source, output, keys=None):

@@ -1,7 +1,8 @@
 """The networks of `--model cut` as the official CUT code builds them (taesungp/contrastive-unpaired-translation):
 a ResNet generator and a PatchGAN discriminator whose changes of resolution are anti-aliased
 (models/antialias.py) unless `--no_antialias` / `--no_antialias_up` ask for the strided convolutions
-of the CycleGAN networks.
+of the CycleGAN networks; or the StyleGAN2 generator and discriminator of its single-image model
+(`--netG stylegan2`/`smallstylegan2`, `--netD stylegan2`: models/stylegan2_networks.py).
 
 Module order, indices and parameter names are the official ones, so its `latest_net_G.pth` and
 `latest_net_D.pth` load unchanged. With the anti-aliasing on, the generator's `model` reads
@@ -10,11 +11,9 @@ Module order, indices and parameter names are the official ones, so its `latest_
 24 ReLU, 25 blur-up, 26 conv3x3, 27 norm, 28 ReLU, 29 pad, 30 conv7x7, 31 Tanh. The discriminator's
 `model` (basic): 0 conv4x4 (stride 1), 1 LeakyReLU, 2 blur-down, then per stride-2 stage conv4x4,
 norm, LeakyReLU, blur-down, and the usual stride-1 conv4x4, norm, LeakyReLU, conv4x4 to one score.
-The generator's `encode` returns the outputs of chosen layers (its encoder features) for PatchNCE;
-`capturing` collects the same outputs during forward passes.
+The ResNet generator's `model` is the chain of layers whose outputs PatchNCE compares (for the StyleGAN2
+one its `encoder.convs`; models/encoder_features.py).
 """
-import contextlib
-
 import torch.nn as nn
 
 from util.errors import UserError
@@ -22,15 +21,22 @@ from util.errors import UserError
 from .antialias import BlurDownsample, BlurUpsample
 from .blocks import residual_block, upsampling_layer
 from .discriminators import define_D
+from .encoder_features import EncoderFeatures
 from .generators import GENERATOR_OPTION_DEFAULTS
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
 from .reflection_pad import ReflectionPad2d
+from .stylegan2_networks import (
+    STYLEGAN2_DISCRIMINATORS,
+    STYLEGAN2_GENERATORS,
+    StyleGAN2Discriminator,
+    define_stylegan2_G,
+)
 
 CUT_GENERATORS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
 
 
-class CUTResnetGenerator(nn.Module):
+class CUTResnetGenerator(EncoderFeatures, nn.Module):
     """Encoder (7x7 conv, two halvings), n_blocks residual blocks at 4*ngf, decoder (two doublings), Tanh.
 
     input_nc/output_nc: image channels; ngf: width of the first layer; norm_layer: norm factory;
@@ -68,49 +74,10 @@ class CUTResnetGenerator(nn.Module):
     def forward(self, x):
         return self.model(x)
 
-    def encode(self, x, layers):
-        """The outputs of `layers` (ascending indices into `model`) for the input `x`, computing no
-        layer after the last of them: the encoder features that PatchNCE compares."""
-        features = []
-        for index, layer in enumerate(self.model[: layers[-1] + 1]):
-            x = layer(x)
-            if index in layers:
-                features.append(x)
-        return features
-
-    @contextlib.contextmanager
-    def capturing(self, layers):
-        """Within the block, every forward pass adds to the yielded list the outputs of `layers`
-        (ascending indices into `model`; none when empty), detached: the features encode(x, layers)
-        returns for the same input, without running the encoder again."""
-        captured = []
-
-        def keep(index):
-            def hook(module, args, output):
-                if index == layers[0]:
-                    captured.append([])
-                # encode() stops after the last layer; a full pass goes on, and an in-place layer next
-                # (ReLU(True) after a norm) would change that output under our feet: keep a copy then.
-                following = self.model[index + 1] if index + 1 < len(self.model) else None
-                changed_next = index == layers[-1] and getattr(following, "inplace", False)
-                captured[-1].append(output.detach().clone() if changed_next else output.detach())
-            return hook
-        handles = [self.model[index].register_forward_hook(keep(index)) for index in layers]
-        try:
-            yield captured
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    def feature_channels(self, layers):
-        """The channel counts of the outputs of `layers` (what encode(x, layers) returns): each
-        layer keeps the channels it receives unless it is a convolution."""
-        channels, found = self.input_nc, []
-        for index, layer in enumerate(self.model):
-            channels = getattr(layer, "out_channels", channels)
-            if index in layers:
-                found.append(channels)
-        return found
+    @property
+    def feature_layers(self):
+        """The chain of layers that --nce_layers indexes: the whole generator."""
+        return self.model
 
 
 class CUTNLayerDiscriminator(nn.Module):
@@ -141,30 +108,44 @@ class CUTNLayerDiscriminator(nn.Module):
 
 
 def check_cut_generator(netG, opt):
-    """UserError when the generator flags ask for what the CUT generator does not have: a U-Net (its
-    encoder features are not a chain of layers) or our other generator options."""
-    if netG not in CUT_GENERATORS:
-        raise UserError(f"--model cut needs a ResNet generator, not --netG {netG}; "
-                        f"use --netG {' or '.join(CUT_GENERATORS)}")
+    """UserError when the generator flags ask for what the CUT generators do not have: a U-Net (its
+    encoder features are not a chain of layers), our other generator options, or ResNet-only flags with
+    a StyleGAN2 generator (whose layers have no norm and whose resampling is always blurred)."""
+    choices = (*CUT_GENERATORS, *STYLEGAN2_GENERATORS)
+    if netG not in choices:
+        raise UserError(f"--model cut needs a ResNet or StyleGAN2 generator, not --netG {netG}; "
+                        f"use --netG {', '.join(choices[:-1])} or {choices[-1]}")
     changed = [f"--{name}" for name, default in GENERATOR_OPTION_DEFAULTS.items() if getattr(opt, name, default) != default]
     if changed:
         raise UserError(f"{' and '.join(changed)} do not apply to --model cut, whose generator is the official "
                         "CUT one; leave them out (--no_antialias and --no_antialias_up change its sampling)")
+    resnet_only = [flag for flag, value in (("--normG", getattr(opt, "normG", None)),
+                                            ("--no_antialias_up", getattr(opt, "no_antialias_up", False))) if value]
+    if netG in STYLEGAN2_GENERATORS and resnet_only:
+        raise UserError(f"{' and '.join(resnet_only)} apply to the ResNet generators only, not --netG {netG}; "
+                        "leave them out")
 
 
 def define_cut_G(input_nc, output_nc, ngf, netG, norm, use_dropout, init_type, init_gain, no_antialias=False,
-                 no_antialias_up=False):
+                 no_antialias_up=False, resolution=None, num_downsampling=1):
     """Build and initialise CUT's generator (`netG`: one of CUT_GENERATORS); the other arguments as for
-    CUTResnetGenerator, `norm` naming the norm layers."""
+    CUTResnetGenerator, `norm` naming the norm layers. For a StyleGAN2 generator (STYLEGAN2_GENERATORS)
+    only the channels, ngf, the training `resolution` and `num_downsampling` count, and it keeps its own
+    initialisation (models/stylegan2_networks.py)."""
+    if netG in STYLEGAN2_GENERATORS:
+        return define_stylegan2_G(input_nc, output_nc, ngf, netG, resolution, num_downsampling)
     net = CUTResnetGenerator(input_nc, output_nc, ngf, get_norm_layer(norm), use_dropout, CUT_GENERATORS[netG],
                              no_antialias, no_antialias_up)
     return init_weights(net, init_type, init_gain)
 
 
-def define_cut_D(input_nc, ndf, netD, n_layers_D, norm, init_type, init_gain, no_antialias=False):
+def define_cut_D(input_nc, ndf, netD, n_layers_D, norm, init_type, init_gain, no_antialias=False, resolution=None):
     """Build and initialise CUT's discriminator: the anti-aliased PatchGAN for `basic` (3 halvings) and
     `n_layers` (n_layers_D), or, with no_antialias and for `pixel`, the CycleGAN discriminator of the
-    same name (which is what the official code builds then)."""
+    same name (which is what the official code builds then); for `stylegan2` the StyleGAN2 one for
+    images of `resolution` px, with its own initialisation (models/stylegan2_networks.py)."""
+    if netD in STYLEGAN2_DISCRIMINATORS:
+        return StyleGAN2Discriminator(input_nc, ndf, resolution)
     if no_antialias or netD == "pixel":
         return define_D(input_nc, ndf, netD, n_layers_D, norm, init_type, init_gain)
     net = CUTNLayerDiscriminator(input_nc, ndf, 3 if netD == "basic" else n_layers_D, get_norm_layer(norm))

@@ -9,12 +9,14 @@ power iteration's vectors `..._u`, `..._v`), so it is an architecture flag of a 
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm as add_spectral_norm
 
+from util.errors import UserError
 from util.ranges import NumberRange
 
 from .antialias import BlurDownsample
 from .diffaug import POLICIES, parse_policy
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
+from .stylegan2_networks import SMALLEST_RESOLUTION, STYLEGAN2_DISCRIMINATORS, StyleGAN2Discriminator
 
 DISCRIMINATOR_CHOICES = ("basic", "n_layers", "pixel")
 
@@ -68,7 +70,11 @@ def receptive_field(net):
     Walks the convolutions from the output back to the input: a k x k conv of stride s turns a
     field of r pixels into (r - 1) * s + k (seed 001: 1 -> 4 -> 7 -> 16 -> 34 -> 70 for `basic`).
     The blur of anti-aliased downsampling (CUT's discriminator) counts as the 3x3 stride-2 conv it is.
+    A StyleGAN2 discriminator's one score depends on the whole image of its resolution.
     """
+    whole_image = [m.resolution for m in net.modules() if isinstance(m, StyleGAN2Discriminator)]
+    if whole_image:
+        return whole_image[0]
     convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, BlurDownsample))]
     field = 1
     for conv in reversed(convs):
@@ -80,6 +86,9 @@ def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal"
              spectral_norm=False):
     """Build and initialise the discriminator named `netD` (one of DISCRIMINATOR_CHOICES); with
     spectral_norm, every conv's weight is divided by its largest singular value (Miyato et al. 2018)."""
+    if netD in STYLEGAN2_DISCRIMINATORS:
+        raise UserError(f"--netD {netD} is a discriminator of --model cut only (the official CUT code's single-image "
+                        f"networks); train it with --model cut, or choose --netD {' or '.join(DISCRIMINATOR_CHOICES)}")
     norm_layer = get_norm_layer(norm)
     if netD == "basic":
         net = NLayerDiscriminator(input_nc, ndf, 3, norm_layer)
@@ -130,8 +139,11 @@ def smallest_input_side(netD, n_layers_D=3):
 
     A PatchGAN's stride-2 4x4 convs floor-halve the side, its two stride-1 4x4 convs take one pixel
     each and the last must leave at least one score: 3 * 2 ** n_layers (24 for `basic`). The pixel
-    discriminator's normalisation needs more than one value per channel: 2.
+    discriminator's normalisation needs more than one value per channel: 2. The StyleGAN2 one takes
+    images of its training resolution only, at least 4 px (options/base_options.py checks the crops).
     """
     if netD == "pixel":
         return 2
+    if netD in STYLEGAN2_DISCRIMINATORS:
+        return SMALLEST_RESOLUTION
     return 3 * 2 ** (3 if netD == "basic" else n_layers_D)

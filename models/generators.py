@@ -29,6 +29,7 @@ from .blocks import (
 from .initialization import init_weights
 from .norms import get_norm_layer, uses_bias
 from .reflection_pad import ReflectionPad2d
+from .stylegan2_networks import STYLEGAN2_GENERATORS
 
 GENERATOR_CHOICES = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 # The generator options of ours beyond the original tool's, with their defaults (the original networks).
@@ -206,6 +207,9 @@ def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, in
     original block only). The network's `option_flags` names the options that differ from the
     original's (for summaries).
     """
+    if netG in STYLEGAN2_GENERATORS:
+        raise UserError(f"--netG {netG} is a generator of --model cut only (the official CUT code's single-image "
+                        f"networks); train it with --model cut, or choose --netG {' or '.join(GENERATOR_CHOICES)}")
     check_generator_options(netG, input_nc, output_nc, upsample, resblock, residual_output, affine_output, affine_smooth)
     norm_layer = get_norm_layer(norm)
     if netG in ("resnet_9blocks", "resnet_6blocks"):
@@ -268,5 +272,5 @@ def predicts_colour_transform(state_dict, first_key, last_transposed):
 def smallest_input_side(netG):
     """The smallest image side (px) that generator `netG` can be trained on: a ResNet generator pads
     to a multiple of 4, and its normalisation after two halvings needs more than one value per channel
-    (so 5 px); a U-Net pads to its full depth, so any side."""
+    (so 5 px); a U-Net pads to its full depth, so any side; a StyleGAN2 generator too (it has no norm)."""
     return 5 if netG.startswith("resnet") else 1

@@ -16,13 +16,13 @@ import torch
 import data
 import models
 from metrics.registry import METRICS, parse_metric_names
-from models import discriminators, generators
 from models.blocks import RESBLOCK_CHOICES, UPSAMPLE_CHOICES
 from models.cut_model import CUT_GENERATOR_FLAGS, cut_architecture_flags
 from models.discriminators import DISCRIMINATOR_CHOICES
 from models.generators import GENERATOR_CHOICES, GENERATOR_OPTION_DEFAULTS, generator_option_flags, generator_options
 from models.initialization import INIT_CHOICES
 from models.norms import NORM_CHOICES
+from models.stylegan2_networks import STYLEGAN2_DISCRIMINATORS, STYLEGAN2_GENERATORS
 from runtime.device import AMP_CHOICES
 from runtime.runtime import Launch, options_without_runtime, quiet_unless_main, start_runtime
 from util import atomic_files
@@ -30,13 +30,17 @@ from util.errors import UserError
 from util.log import logger
 from util.ranges import NumberRange, add_ranges_to_help, check_ranges
 
-PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+from .image_sizes import check_image_sizes, smallest_image_side
+
+PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none", "zoom_and_patch")
 # Largest --load_size/--crop_size/--display_winsize: one 64-channel float activation of a 16384 px
 # square already takes 64 GiB, so larger sides can only end in an out-of-memory crash.
 MAX_IMAGE_SIDE = 16384
 # Longest --dist_timeout (about 31 years): larger values overflow torch.distributed's time types.
 MAX_TIMEOUT_SECONDS = 10 ** 9
 
+NET_G_CHOICES = GENERATOR_CHOICES + tuple(STYLEGAN2_GENERATORS)
+NET_D_CHOICES = DISCRIMINATOR_CHOICES + STYLEGAN2_DISCRIMINATORS
 # Flags that decide a generator's shapes or computation, read back from train_opt.txt at test time
 # (--init_type/--init_gain do not: the loaded weights replace what they set).
 ARCHITECTURE_FLAGS = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc", *GENERATOR_OPTION_DEFAULTS,
@@ -160,31 +164,6 @@ def architecture_summary(opt):
     return " ".join(flags)
 
 
-def smallest_image_side(opt):
-    """(the networks' flags, the smallest image side in pixels they can take): the generator's, and
-    when training the discriminator's, whichever is larger."""
-    needed = {f"--netG {opt.netG}": generators.smallest_input_side(opt.netG)}
-    if opt.isTrain:
-        layers = f" --n_layers_D {opt.n_layers_D}" if opt.netD == "n_layers" else ""
-        needed[f"--netD {opt.netD}{layers}"] = discriminators.smallest_input_side(opt.netD, opt.n_layers_D)
-    return max(needed.items(), key=lambda item: item[1])
-
-
-def check_image_side(opt):
-    """UserError when the networks cannot take the images' side: --crop_size in the crop modes of
-    --preprocess (every image's side), --load_size with scale_width (every image's width); with
-    --preprocess none the images' own sizes decide (see data.base_dataset.require_trainable_shapes)."""
-    if opt.preprocess in data.CROP_MODES:
-        flag = "crop_size"
-    elif opt.preprocess == "scale_width":
-        flag = "load_size"
-    else:
-        return
-    networks, side = smallest_image_side(opt)
-    if getattr(opt, flag) < side:
-        raise UserError(f"--{flag} {getattr(opt, flag)} is too small for {networks}; it must be at least {side}")
-
-
 def require_writable_folder(folder, flag, value):
     """Create `folder` (and its parents) and write a temporary file there; UserError naming the flag
     and the folder when that fails (a file in the way, no permission, a read-only file system).
@@ -249,9 +228,11 @@ class BaseOptions:
                        help="number of generator filters in the last conv layer")
         g.add_argument("--ndf", type=NumberRange(int, minimum=1), default=64,
                        help="number of discriminator filters in the first conv layer")
-        g.add_argument("--netD", type=str, default="basic", choices=DISCRIMINATOR_CHOICES,
-                       help="discriminator: basic is a 70x70 PatchGAN; n_layers uses --n_layers_D; pixel is a 1x1 PixelGAN")
-        g.add_argument("--netG", type=str, default="resnet_9blocks", choices=GENERATOR_CHOICES, help="generator architecture")
+        g.add_argument("--netD", type=str, default="basic", choices=NET_D_CHOICES,
+                       help="discriminator: basic is a 70x70 PatchGAN; n_layers uses --n_layers_D; pixel is a 1x1 PixelGAN; "
+                            "stylegan2 (--model cut only) judges whole images of the training resolution")
+        g.add_argument("--netG", type=str, default="resnet_9blocks", choices=NET_G_CHOICES,
+                       help="generator architecture; stylegan2 and smallstylegan2: --model cut only")
         g.add_argument("--n_layers_D", type=NumberRange(int, minimum=1), default=3,
                        help="number of stride-2 layers of the n_layers discriminator")
         g.add_argument("--norm", type=str, default="instance", choices=NORM_CHOICES, help="normalisation layers")
@@ -330,8 +311,8 @@ class BaseOptions:
         parser.add_alias("--loadSize", "--load_size", "load_size", type=int)
         parser.add_alias("--fineSize", "--crop_size", "crop_size", type=int)
         parser.add_alias("--resize_or_crop", "--preprocess", "preprocess", choices=PREPROCESS_CHOICES)
-        parser.add_alias("--which_model_netG", "--netG", "netG", choices=GENERATOR_CHOICES)
-        parser.add_alias("--which_model_netD", "--netD", "netD", choices=DISCRIMINATOR_CHOICES)
+        parser.add_alias("--which_model_netG", "--netG", "netG", choices=NET_G_CHOICES)
+        parser.add_alias("--which_model_netD", "--netD", "netD", choices=NET_D_CHOICES)
         parser.add_alias("--batchSize", "--batch_size", "batch_size", type=int)
         parser.add_alias("--nThreads", "--num_threads", "num_threads", type=int)
         return parser
@@ -374,7 +355,7 @@ class BaseOptions:
         opt.metrics = ",".join(parse_metric_names(opt.metrics))  # checked and canonical: "fid,kid"
         self.explicit = explicit_dests(parser, argv)  # also read by train.py's speed hints
         self.finalize(opt, parser, self.explicit)
-        check_image_side(opt)
+        check_image_sizes(opt)
         self.text = format_options(opt, parser)
         print(self.text, end="")
         self.check_writable(opt)

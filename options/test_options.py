@@ -2,6 +2,7 @@
 import os
 
 from data import CROP_MODES
+from models.stylegan2_networks import STYLEGAN2_GENERATORS
 from models.tiling import STATISTICS_CHOICES, TILE_GRID, check_tile_sizes
 from util.errors import UserError
 from util.log import logger
@@ -87,6 +88,12 @@ class TestOptions(BaseOptions):
             if flag not in explicit and flag in saved and saved[flag] != getattr(opt, flag):
                 setattr(opt, flag, saved[flag])
                 taken.append(f"--{flag} {saved[flag]}")
+        sizes = ("load_size", "crop_size")
+        if opt.netG in STYLEGAN2_GENERATORS and not set(sizes) & explicit and set(sizes) <= saved.keys():
+            # The widths of a StyleGAN2 generator follow the training's image sizes (not the test's).
+            opt.train_image_sizes = tuple(saved[flag] for flag in sizes)
+            if min(opt.train_image_sizes) != min(opt.load_size, opt.crop_size):
+                taken.append(f"--load_size {saved['load_size']} --crop_size {saved['crop_size']} (for the generator's widths)")
         if taken:
             logger.info(f"note: using {', '.join(taken)} from {saved_path}")
 

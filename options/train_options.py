@@ -94,6 +94,8 @@ class TrainOptions(BaseOptions):
                        help="number of epochs to decay the learning rate over")
         g.add_argument("--beta1", type=NumberRange(float, minimum=0, below=1), default=0.5,
                        help="momentum term of Adam")
+        g.add_argument("--beta2", type=NumberRange(float, minimum=0, below=1), default=0.999,
+                       help="decay of Adam's second-moment average (the official CUT code's flag; sincut uses 0.99)")
         g.add_argument("--lr", type=NumberRange(float, minimum=0), default=0.0002,
                        help="initial learning rate of Adam; 0 keeps the weights as they are (e.g. to check a resume)")
         g.add_argument("--gan_mode", type=str, default="lsgan", choices=GAN_MODE_CHOICES,

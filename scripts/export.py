@@ -44,6 +44,7 @@ from models.generators import (  # noqa: E402
     generator_options,
 )
 from models.norms import NORM_CHOICES  # noqa: E402
+from models.stylegan2_networks import STYLEGAN2_GENERATORS  # noqa: E402
 from options.base_options import add_raw_weights_flag, read_saved_options  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.util import mkdirs  # noqa: E402
@@ -145,6 +146,9 @@ def build_generator(opt, path):
     (models.checkpoint.weights_kind's (kind, decay))."""
     options = generator_options(opt)
     flags = [f"--netG {opt.netG} --ngf {opt.ngf} --norm {opt.norm}"] + (["--no_dropout"] if opt.no_dropout else [])
+    if opt.netG in STYLEGAN2_GENERATORS:
+        raise UserError(f"scripts/export.py does not export --netG {opt.netG} yet: its noise injection draws random "
+                        "numbers in every pass, which the export check cannot compare; translate with test.py")
     if opt.model == "cut":
         check_cut_generator(opt.netG, opt)
         net = define_cut_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG or opt.norm, not opt.no_dropout,

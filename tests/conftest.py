@@ -53,6 +53,19 @@ def training_model(tmp_path, *flags):
     return model
 
 
+def unchanged_after_a_step(model):
+    """Train the CUT-family `model` one step on two random 32 px pairs; return the names of the parameters it did not
+    change."""
+    before = {f"{name}.{key}": p.detach().clone() for name, net in model.networks().items()
+              for key, p in net.named_parameters()}
+    generator = torch.Generator().manual_seed(0)
+    model.set_input({"A": torch.rand(2, 3, 32, 32, generator=generator), "B": torch.rand(2, 3, 32, 32,
+                     generator=generator), "A_paths": ["a0", "a1"]})
+    model.optimize_parameters()
+    after = {f"{name}.{key}": p for name, net in model.networks().items() for key, p in net.named_parameters()}
+    return [key for key, value in before.items() if torch.equal(value, after[key])]
+
+
 class LinearCritic(nn.Module):
     """D(x) = sum(w * x): its input gradient is w everywhere, so a gradient penalty (WGAN-GP, R1) is known exactly."""
 

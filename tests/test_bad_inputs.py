@@ -216,7 +216,16 @@ CASES = [
     ("unknown diffaug policy", "train.py", None, ["--diffaug", "color,blur"], 2,
      r"error: --diffaug: unknown policy 'blur'; choose from color, translation, cutout"),
     ("cut with a U-Net", "train.py", None, ["--model", "cut", "--netG", "unet_128"], 2,
-     r"--model cut needs a ResNet generator, not --netG unet_128; use --netG resnet_9blocks or resnet_6blocks"),
+     r"--model cut needs a ResNet or StyleGAN2 generator, not --netG unet_128; use --netG resnet_9blocks, "
+     r"resnet_6blocks, stylegan2 or smallstylegan2"),
+    ("StyleGAN2 generator outside cut", "train.py", unaligned, ["--netG", "stylegan2"], 2,
+     r"--netG stylegan2 is a generator of --model cut only \(the official CUT code's single-image networks\); train "
+     r"it with --model cut, or choose --netG resnet_9blocks or resnet_6blocks or unet_256 or unet_128"),
+    ("singleimage with many pictures", "train.py", unaligned, ["--model", "sincut"], 2,
+     r"--dataset_mode singleimage reads one picture per domain, but \S*trainA holds 4 images; keep one there, or "
+     r"train on many with --dataset_mode unaligned"),
+    ("zoom_and_patch at test time", "test.py", unaligned, ["--model", "sincut", "--preprocess", "zoom_and_patch"], 2,
+     r"--preprocess zoom_and_patch is a training augmentation; test with --preprocess none"),
     ("cut yes/no flag", "train.py", None, ["--model", "cut", "--nce_idt", "maybe"], 2,
      r"--nce_idt 'maybe' is neither yes nor no"),
     ("cut unknown mode", "train.py", None, ["--model", "cut", "--CUT_mode", "SlowCUT"], 2,

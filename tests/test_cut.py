@@ -16,6 +16,7 @@ from conftest import (
     run_script,
     side_by_side,
     start_process,
+    unchanged_after_a_step,
     wait_for_stall,
     write_images,
 )
@@ -124,8 +125,21 @@ def build(tmp_path, *flags):
                                                  r"learn; make at least one of them positive"),
     (["--nce_layers", "0,29"], r"--nce_layers 0,29 goes beyond the generator, whose layers are numbered 0 to 28; "
                                r"choose indices below 29"),
-    (["--netG", "unet_128"], r"--model cut needs a ResNet generator, not --netG unet_128; use --netG resnet_9blocks "
-                             r"or resnet_6blocks"),
+    (["--netG", "unet_128"], r"--model cut needs a ResNet or StyleGAN2 generator, not --netG unet_128; use --netG "
+                             r"resnet_9blocks, resnet_6blocks, stylegan2 or smallstylegan2"),
+    (["--netG", "stylegan2", "--normG", "batch", "--no_antialias_up"],
+     r"--normG and --no_antialias_up apply to the ResNet generators only, not --netG stylegan2; leave them out"),
+    (["--netD", "stylegan2", "--normD", "none"],
+     r"--normD applies to the PatchGAN discriminators only, not --netD stylegan2; leave it out"),
+    (["--netG", "smallstylegan2"], r"--nce_layers 0,4,8,12,16 goes beyond the generator, whose layers are numbered 0 "
+                                   r"to 3; choose indices below 4"),
+    (["--netD", "stylegan2", "--crop_size", "24"],
+     r"--netD stylegan2 judges square images of its resolution, 32 px \(the power of two nearest to "
+     r"min\(--load_size, --crop_size\)\), not those of --crop_size 24; train on crops of a power of two .*"),
+    (["--netD", "stylegan2", "--preprocess", "scale_width"],
+     r"--netD stylegan2 judges square images of its resolution, 32 px .*, not those of --preprocess scale_width; .*"),
+    (["--preprocess", "zoom_and_patch"], r"--preprocess zoom_and_patch cuts patches of one picture per domain, for "
+                                         r"--dataset_mode singleimage, not unaligned; .*"),
     (["--upsample", "resize", "--residual_output"], r"--upsample and --residual_output do not apply to --model cut, "
                                                     r"whose generator is the official CUT one; .*"),
 ])
@@ -191,18 +205,6 @@ def test_keys_are_encoded_again_where_the_forward_pass_differs(tmp_path, flags):
     torch.manual_seed(0)  # its first draw mirrors the inputs (torch.rand(()) < 0.5)
     model.training_forward()
     assert model.keys == {}
-
-
-def unchanged_after_a_step(model):
-    """Train `model` one step on two random pairs; return the names of the parameters it did not change."""
-    before = {f"{name}.{key}": p.detach().clone() for name, net in model.networks().items()
-              for key, p in net.named_parameters()}
-    generator = torch.Generator().manual_seed(0)
-    model.set_input({"A": torch.rand(2, 3, 32, 32, generator=generator), "B": torch.rand(2, 3, 32, 32,
-                     generator=generator), "A_paths": ["a0", "a1"]})
-    model.optimize_parameters()
-    after = {f"{name}.{key}": p for name, net in model.networks().items() for key, p in net.named_parameters()}
-    return [key for key, value in before.items() if torch.equal(value, after[key])]
 
 
 @pytest.mark.parametrize("flags", [["--amp", "bf16", "--channels_last"], ["--compile"]], ids=["bf16", "compile"])

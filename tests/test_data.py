@@ -19,7 +19,7 @@ from data.image_folder import make_dataset
 from data.image_io import load_image
 from data.single_dataset import SingleDataset
 from data.unaligned_dataset import UnalignedDataset
-from options.base_options import smallest_image_side
+from options.image_sizes import smallest_image_side
 from util.errors import UserError
 
 
@@ -247,9 +247,9 @@ def test_missing_and_empty_folders_raise_user_errors(tmp_path):
 
 
 def test_plugin_lookup():
-    assert data.available_dataset_modes() == ["aligned", "colorization", "single", "unaligned"]
+    assert data.available_dataset_modes() == ["aligned", "colorization", "single", "singleimage", "unaligned"]
     assert data.find_dataset_using_name("unaligned") is UnalignedDataset
-    with pytest.raises(UserError, match="aligned, colorization, single, unaligned"):
+    with pytest.raises(UserError, match="aligned, colorization, single, singleimage, unaligned"):
         data.find_dataset_using_name("colourful")
     parser = argparse.ArgumentParser()
     assert data.get_option_setter("aligned")(parser, True) is parser

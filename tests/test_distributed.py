@@ -118,12 +118,19 @@ def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, flags):
         assert torch.allclose(ddp_param[clear], param[clear], atol=1e-6), key
 
 
-def test_cut_two_processes_average_what_one_process_computes_for_the_whole_batch(tmp_path):
+SINCUT_STEP = ["--model", "sincut", "--ngf", "2", "--ndf", "2", "--crop_size", "32", "--batch_size", "1",
+               "--nce_includes_all_negatives_from_minibatch", "False"]
+
+
+@pytest.mark.parametrize("flags", [["--model", "cut", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks"],
+                                   SINCUT_STEP], ids=["cut", "sincut"])
+def test_cut_two_processes_average_what_one_process_computes_for_the_whole_batch(tmp_path, flags):
     # PatchNCE's encoder passes run outside DDP's forward and the head is wrapped on its own: every
     # gradient must still be averaged. With --num_patches above every layer's positions each process
-    # takes all of them (in its own random order), so the losses do not depend on the draws.
-    flags = ["--model", "cut", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--netF_nc", "8",
-             "--num_patches", "2000"]
+    # takes all of them (in its own random order), so the losses do not depend on the draws. SinCUT
+    # adds the R1 penalty (an input gradient outside DDP) and the identity loss; its negatives are
+    # taken from each image alone here, since under DDP a process sees only its share of the batch.
+    flags = [*flags, "--netF_nc", "8", "--num_patches", "2000"]
     run([*TORCHRUN, script("tests/helpers/one_step.py"), str(tmp_path / "ddp.pt"), *flags], tmp_path)
     run_alone("tests/helpers/one_step.py", tmp_path / "single.pt", "--batch_size", "2", *flags, cwd=tmp_path)
     ddp, rank1, single = (torch.load(tmp_path / name)["parameters"] for name in ("ddp.pt", "ddp.pt.rank1", "single.pt"))
@@ -133,6 +140,8 @@ def test_cut_two_processes_average_what_one_process_computes_for_the_whole_batch
                                and grad is not None]).norm() for net in ("G", "F", "D")}
     for key, (_, grad) in single.items():
         assert torch.equal(ddp[key][0], rank1[key][0]), key
+        if key.endswith("noise.weight"):  # its gradient is the output gradient times the noise each process drew
+            continue
         if grad is not None:
             assert (ddp[key][1] - grad).norm() <= 1e-4 * grad.norm() + 1e-6 * scale[key[0]] + 1e-5, key
 

@@ -1,4 +1,4 @@
-"""Flags that only change numbers inside the model reach it: init, Adam's beta1, --eval at test time."""
+"""Flags that only change numbers inside the model reach it: init, Adam's betas, --eval at test time."""
 import contextlib
 import io
 
@@ -12,14 +12,15 @@ TINY = ["--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--gpu_ids", "-1
         "--num_threads", "0", "--load_size", "36", "--crop_size", "32", "--seed", "0"]
 
 
-def test_init_type_gain_and_beta1_reach_the_model(tmp_path):
+def test_init_type_gain_and_adams_betas_reach_the_model(tmp_path):
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path), *TINY,
-                                    "--init_type", "orthogonal", "--init_gain", "0.5", "--beta1", "0.9"])
+                                    "--init_type", "orthogonal", "--init_gain", "0.5", "--beta1", "0.9",
+                                    "--beta2", "0.99"])
     model = create_model(opt)
     rows = model.netD_A.model[0].weight.detach().flatten(1)  # 4 x 48: orthogonal rows of norm 0.5
     assert torch.allclose(rows @ rows.T, 0.25 * torch.eye(4), atol=1e-5)
-    assert all(group["betas"] == (0.9, 0.999) for optimizer in model.optimizers for group in optimizer.param_groups)
+    assert all(group["betas"] == (0.9, 0.99) for optimizer in model.optimizers for group in optimizer.param_groups)
 
 
 def test_eval_makes_test_outputs_deterministic(tmp_path, aligned_root):
