@@ -9,6 +9,7 @@ Parameter and buffer names are the official ones (`weight`, `bias`, the blur's `
 convolution's `conv.weight`, `noise.weight` and `activate.bias`), so its weight files load. Each layer
 that changes the channel count says so as `out_channels` (for the CUT head's feature sizes).
 """
+import contextlib
 import math
 
 import torch
@@ -16,14 +17,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
-LEAKY_SLOPE = 0.2
-LEAKY_GAIN = math.sqrt(2.0)  # keeps the activations' scale through a leaky ReLU
-DEMODULATION_EPS = 1e-8
 
 
 def fused_leaky_relu(x, bias):
-    """leaky_relu(x + bias, 0.2) * sqrt(2): StyleGAN2's activation with the layer's bias folded in."""
-    return F.leaky_relu(x + bias, LEAKY_SLOPE) * LEAKY_GAIN
+    """leaky_relu(x + bias, 0.2) * sqrt(2): StyleGAN2's activation with the layer's bias folded in (the gain
+    keeps the activations' scale). Numbers are literals here, as TorchScript (scripts/export.py) takes no
+    global ones."""
+    return F.leaky_relu(x + bias, 0.2) * math.sqrt(2.0)
 
 
 class FusedLeakyReLU(nn.Module):
@@ -141,7 +141,7 @@ class DemodulatedUpConv(nn.Module):
 
     def forward(self, x):
         weight = self.weight[0] * self.scale
-        weight = weight * torch.rsqrt(weight.pow(2).sum([1, 2, 3], keepdim=True) + DEMODULATION_EPS)
+        weight = weight * torch.rsqrt(weight.pow(2).sum([1, 2, 3], keepdim=True) + 1e-8)
         return self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
 
 
@@ -176,3 +176,18 @@ class StyledConv(nn.Module):
         if self.inject_noise:
             x = self.noise(x)
         return self.activate(x)
+
+
+@contextlib.contextmanager
+def noise_off(net):
+    """Within the block the StyledConv layers of `net` inject no noise: for a check that compares two
+    implementations of `net` (scripts/export.py: PyTorch and onnxruntime), which cannot draw the same
+    numbers."""
+    layers = [layer for layer in net.modules() if isinstance(layer, StyledConv) and layer.inject_noise]
+    for layer in layers:
+        layer.inject_noise = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.inject_noise = True

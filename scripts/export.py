@@ -9,12 +9,15 @@ multiple (4 for resnet, 128/256 for unet). Architecture flags not given are read
 experiment's train_opt.txt. For a run trained with --ema_decay the generator's averaged weights are
 exported (its usual weights file), with --raw_weights its raw weights (<epoch>_net_<net>_raw.pth). Each export is run on sample images at two sizes (random inputs
 without --sample_images) and the largest absolute difference from PyTorch is printed; above
---tolerance the command fails with exit status 2.
+--tolerance the command fails with exit status 2. A StyleGAN2 generator (--model sincut, or cut with
+--netG stylegan2) draws noise in every pass, in its exports too: TorchScript is checked from the same
+seed as PyTorch, ONNX (whose runtime draws its own numbers) on a twin export with the noise off.
 """
 import argparse
 import glob
 import os
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -25,6 +28,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from engine.image_lanes import draws_random_numbers  # noqa: E402
 from models.blocks import RESBLOCK_CHOICES, UPSAMPLE_CHOICES, fold_weight_norm  # noqa: E402
 from models.checkpoint import (  # noqa: E402
     checkpoint_path,
@@ -34,18 +38,17 @@ from models.checkpoint import (  # noqa: E402
     saved_prefixes,
     weights_file,
 )
-from models.cut_model import cut_architecture_flags  # noqa: E402
-from models.cut_networks import check_cut_generator, define_cut_G  # noqa: E402
+from models.cut_model import cut_architecture_flags, cut_generator  # noqa: E402
 from models.generators import (  # noqa: E402
-    GENERATOR_CHOICES,
     GENERATOR_OPTION_DEFAULTS,
     define_G,
     generator_option_flags,
     generator_options,
 )
 from models.norms import NORM_CHOICES  # noqa: E402
-from models.stylegan2_networks import STYLEGAN2_GENERATORS  # noqa: E402
-from options.base_options import add_raw_weights_flag, read_saved_options  # noqa: E402
+from models.sincut_model import SINCUT_DEFAULTS  # noqa: E402
+from models.stylegan2_layers import noise_off  # noqa: E402
+from options.base_options import NET_G_CHOICES, add_raw_weights_flag, read_saved_options  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.util import mkdirs  # noqa: E402
 
@@ -56,7 +59,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Architecture flags and their defaults when neither the command line nor train_opt.txt has them.
 ARCHITECTURE_DEFAULTS = {"model": "cycle_gan", "netG": "resnet_9blocks", "ngf": 64, "norm": "instance",
                          "no_dropout": False, "input_nc": 3, "output_nc": 3, **GENERATOR_OPTION_DEFAULTS,
-                         "normG": None, "no_antialias": False, "no_antialias_up": False}
+                         "normG": None, "no_antialias": False, "no_antialias_up": False,
+                         "stylegan2_G_num_downsampling": 1, "load_size": 286, "crop_size": 256}
+# The models whose generator is CUT's, and the architecture defaults of one that has its own (sincut).
+CUT_MODELS = ("cut", "sincut")
+MODEL_ARCHITECTURE_DEFAULTS = {"sincut": {key: value for key, value in SINCUT_DEFAULTS.items()
+                                          if key in ARCHITECTURE_DEFAULTS}}
 
 
 class PaddedGenerator(nn.Module):
@@ -86,9 +94,9 @@ def parse_args(argv=None):
     parser.add_argument("--net", default=None,
                         help="which network file: G_A, G_B or G (default: G_A, else G for pretrained models)")
     parser.add_argument("--model", default=None,
-                        help="the model the weights come from: cut builds CUT's generator, any other name the "
-                             "CycleGAN/pix2pix one")
-    parser.add_argument("--netG", default=None, choices=GENERATOR_CHOICES, help="generator architecture")
+                        help="the model the weights come from: cut and sincut build CUT's generator (sincut with its "
+                             "defaults), any other name the CycleGAN/pix2pix one")
+    parser.add_argument("--netG", default=None, choices=NET_G_CHOICES, help="generator architecture")
     parser.add_argument("--ngf", type=int, default=None, help="generator filters in the last conv layer")
     parser.add_argument("--norm", default=None, choices=NORM_CHOICES, help="normalisation layers")
     parser.add_argument("--no_dropout", action="store_true", default=None, help="no dropout in the generator")
@@ -109,6 +117,11 @@ def parse_args(argv=None):
                         help="--model cut: the generator halves with stride-2 convolutions, not a blur")
     parser.add_argument("--no_antialias_up", action="store_true", default=None,
                         help="--model cut: the generator doubles with transposed convolutions, not a blur")
+    parser.add_argument("--stylegan2_G_num_downsampling", type=int, default=None,
+                        help="--netG stylegan2/smallstylegan2: the generator's halvings")
+    parser.add_argument("--load_size", type=int, default=None,
+                        help="--netG stylegan2/smallstylegan2: the training's, which with --crop_size sets the widths")
+    parser.add_argument("--crop_size", type=int, default=None, help="see --load_size")
     parser.add_argument("--formats", default="torchscript,onnx", help="comma-separated: torchscript, onnx")
     parser.add_argument("--out", default="./exported", help="folder for the exported files")
     parser.add_argument("--sample_images", nargs="*", default=[],
@@ -122,7 +135,10 @@ def resolve_architecture(opt, parser):
     """Fill the architecture flags left out from train_opt.txt of the experiment, then defaults."""
     saved_path = os.path.join(opt.checkpoints_dir, opt.name, "train_opt.txt")
     saved = read_saved_options(saved_path, parser) if os.path.isfile(saved_path) else {}
-    for key, default in ARCHITECTURE_DEFAULTS.items():
+    if opt.model is None:
+        opt.model = saved.get("model", ARCHITECTURE_DEFAULTS["model"])
+    defaults = {**ARCHITECTURE_DEFAULTS, **MODEL_ARCHITECTURE_DEFAULTS.get(opt.model, {})}
+    for key, default in defaults.items():
         if getattr(opt, key) is None:
             setattr(opt, key, saved.get(key, default))
 
@@ -146,14 +162,10 @@ def build_generator(opt, path):
     (models.checkpoint.weights_kind's (kind, decay))."""
     options = generator_options(opt)
     flags = [f"--netG {opt.netG} --ngf {opt.ngf} --norm {opt.norm}"] + (["--no_dropout"] if opt.no_dropout else [])
-    if opt.netG in STYLEGAN2_GENERATORS:
-        raise UserError(f"scripts/export.py does not export --netG {opt.netG} yet: its noise injection draws random "
-                        "numbers in every pass, which the export check cannot compare; translate with test.py")
-    if opt.model == "cut":
-        check_cut_generator(opt.netG, opt)
-        net = define_cut_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.normG or opt.norm, not opt.no_dropout,
-                           "normal", 0.02, opt.no_antialias, opt.no_antialias_up)
-        flags = ["--model cut"] + flags + cut_architecture_flags(opt)
+    if opt.model in CUT_MODELS:
+        opt.init_type, opt.init_gain = "normal", 0.02  # replaced by the loaded weights
+        net = cut_generator(opt)
+        flags = [f"--model {opt.model}"] + flags + cut_architecture_flags(opt)
     else:
         net = define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout, **options)
     hint = " ".join(flags + generator_option_flags(**options))
@@ -229,9 +241,30 @@ def export_onnx(model, path, example):
 
 
 def max_difference(model, runner, inputs):
-    """The largest absolute difference between `runner` and eager `model` over `inputs`."""
+    """The largest absolute difference between `runner` and eager `model` over `inputs`. Both passes
+    start from the same torch seed, so that a generator that draws noise (StyleGAN2) draws the same in
+    PyTorch and TorchScript."""
+    largest = 0.0
     with torch.no_grad():
-        return max((runner(x) - model(x)).abs().max().item() for x in inputs)
+        for x in inputs:
+            torch.manual_seed(0)
+            expected = model(x)
+            torch.manual_seed(0)
+            largest = max(largest, (runner(x) - expected).abs().max().item())
+    return largest
+
+
+def checked_onnx(model, path, inputs):
+    """Export `model` to ONNX at `path`; return (the largest difference from PyTorch over `inputs`, a note).
+    onnxruntime draws its own noise, so a generator that injects noise is checked as a twin export with
+    the noise off (the file written keeps it)."""
+    if not draws_random_numbers([model]):
+        return max_difference(model, export_onnx(model, path, inputs[0]), inputs), ""
+    with noise_off(model), tempfile.TemporaryDirectory() as folder:
+        twin = export_onnx(model, os.path.join(folder, "noise_off.onnx"), inputs[0])
+        difference = max_difference(model, twin, inputs)
+    export_onnx(model, path, inputs[0])
+    return difference, " (checked with the noise off: onnxruntime draws its own)"
 
 
 @exit_on_user_error
@@ -254,12 +287,13 @@ def main(argv=None):
     for fmt in formats:
         with torch.no_grad():
             if fmt == "torchscript":
-                out_path, runner = stem + ".pt", export_torchscript(model, stem + ".pt")
+                out_path = stem + ".pt"
+                difference, note = max_difference(model, export_torchscript(model, out_path), inputs), ""
             else:
-                out_path, runner = stem + ".onnx", export_onnx(model, stem + ".onnx", inputs[0])
-        difference = max_difference(model, runner, inputs)
+                out_path = stem + ".onnx"
+                difference, note = checked_onnx(model, out_path, inputs)
         sizes = ", ".join("x".join(map(str, x.shape[-2:])) for x in inputs)
-        print(f"{fmt}: wrote {out_path}; max abs difference from PyTorch {difference:.3g} (inputs {sizes})")
+        print(f"{fmt}: wrote {out_path}; max abs difference from PyTorch {difference:.3g} (inputs {sizes}){note}")
         if difference > opt.tolerance:
             failures.append(f"{fmt} differs by {difference:.3g}")
     if failures:

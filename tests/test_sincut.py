@@ -1,6 +1,7 @@
 """`--model sincut` as a user runs it: one picture per domain trained with train.py (the official
 defaults, the R1 and identity losses), both whole pictures translated by test.py, a killed run resumed
-bit-identically, --amp bf16 and --compile, and the zoom-and-patch augmentation of its dataset."""
+bit-identically, --amp bf16 and --compile, an official weights file tested and exported, and the
+zoom-and-patch augmentation of its dataset."""
 import contextlib
 import functools
 import io
@@ -27,6 +28,7 @@ from conftest import (
 )
 from data.base_dataset import zoom_and_patch
 from data.singleimage_dataset import SingleImageDataset
+from models.stylegan2_networks import define_stylegan2_G
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
@@ -177,3 +179,25 @@ def test_the_dataset_is_patches_of_the_one_picture_per_domain(tmp_path):
     assert torch.equal(dataset[(5, 11)]["B"], item["B"])  # an item is a function of its key
     whole = SingleImageDataset(test)[0]
     assert whole["A"].shape == (3, 44, 60) and whole["B"].shape == (3, 70, 50)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_an_official_weights_file_alone_tests_and_exports_with_the_sincut_defaults(finished):
+    # The official code's files hold no train_opt.txt of ours: --model sincut's defaults (ngf 10, 64 px
+    # widths, one halving) must build its generator.
+    pytest.importorskip("onnxruntime")
+    top, _ = finished
+    folder = top / "ck" / "official"
+    folder.mkdir()
+    torch.save(define_stylegan2_G(3, 3, 10, "stylegan2", 64, 1).state_dict(), folder / "latest_net_G.pth")
+    result = run_script("test.py", "--model", "sincut", "--dataroot", top / "data", "--name", "official",
+                        "--checkpoints_dir", top / "ck", "--results_dir", top / "official", cwd=top)
+    assert result.returncode == 0, result.stderr[-3000:]
+    exported = run_script("scripts/export.py", "--model", "sincut", "--name", "official", "--checkpoints_dir",
+                          top / "ck", "--out", top / "exported", cwd=top)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert re.search(r"torchscript: wrote .*official_G\.pt; max abs difference from PyTorch 0 ", exported.stdout)
+    assert re.search(r"onnx: wrote .*official_G\.onnx; .* \(checked with the noise off: onnxruntime draws its own\)",
+                     exported.stdout)
+    import onnx
+    assert "RandomNormalLike" in {node.op_type for node in onnx.load(top / "exported" / "official_G.onnx").graph.node}
