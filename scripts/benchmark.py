@@ -47,16 +47,20 @@ from util.errors import UserError, exit_on_user_error  # noqa: E402
 def parse_arguments(argv):
     """The benchmark's command line; UserError for values it cannot run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="cycle_gan", choices=("cycle_gan", "pix2pix", "cut"),
+    parser.add_argument("--model", default="cycle_gan", choices=("cycle_gan", "pix2pix", "cut", "sincut"),
                         help="model to measure (default: %(default)s)")
     parser.add_argument("--CUT_mode", default=None, type=cut_mode, choices=CUT_MODES,
-                        help="with --model cut: CUT or FastCUT, with that mode's defaults (default: CUT)")
+                        help="with --model cut or sincut: CUT or FastCUT, with that mode's defaults (default: CUT)")
     parser.add_argument("--netG", default=None, choices=GENERATOR_CHOICES,
                         help="generator (default: the model's own, resnet_9blocks or unet_256)")
-    parser.add_argument("--ngf", type=int, default=64, help="generator filters in the last conv layer (default: %(default)s)")
-    parser.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer (default: %(default)s)")
-    parser.add_argument("--crop_size", type=int, default=256, help="image size, square (default: %(default)s)")
-    parser.add_argument("--batch_size", type=int, default=1, help="images per iteration (default: %(default)s)")
+    parser.add_argument("--ngf", type=int, default=None,
+                        help="generator filters in the last conv layer (default: the model's, 64; sincut 10)")
+    parser.add_argument("--ndf", type=int, default=None,
+                        help="discriminator filters in the first conv layer (default: the model's, 64; sincut 8)")
+    parser.add_argument("--crop_size", type=int, default=None, help="image size, square (default: the model's, 256; "
+                                                                    "sincut 64)")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help="images per iteration (default: the model's, 1; sincut 16)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu",
                         help="where to run (default: %(default)s)")
     parser.add_argument("--amp", nargs="+", choices=AMP_CHOICES, help="precisions to compare (default: none bf16)")
@@ -79,13 +83,14 @@ def parse_arguments(argv):
                         help="under torchrun: a single-process run's --json file, for the scaling efficiency")
     args = parser.parse_args(argv)
     for name in ("ngf", "ndf", "crop_size", "batch_size", "warmup", "iters", "rounds", "inference_iters"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name} {getattr(args, name)} is too small; give at least 1")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads} is too small; give at least 1 or leave it out")
-    if args.CUT_mode and args.model != "cut":
-        raise UserError(f"--CUT_mode {args.CUT_mode} applies to --model cut only; add --model cut or drop --CUT_mode")
-    if args.model == "cut":
+    if args.CUT_mode and args.model not in ("cut", "sincut"):
+        raise UserError(f"--CUT_mode {args.CUT_mode} applies to --model cut and sincut only; add --model cut or drop "
+                        "--CUT_mode")
+    if args.model in ("cut", "sincut"):
         args.CUT_mode = args.CUT_mode or "CUT"
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: CUDA is not available here; use --device cpu")

@@ -317,3 +317,16 @@ def test_train_speed_refuses_what_it_cannot_time_in_one_line(tmp_path, arguments
     process = run_script("scripts/benchmarks/train_speed.py", "--load_size", "36", "--crop_size", "32", "--ngf", "4",
                          "--ndf", "4", "--workdir", tmp_path / "work", *arguments, cwd=tmp_path, timeout=300)
     assert process.returncode == 2 and message in process.stderr and "Traceback" not in process.stderr
+
+
+def test_sincut_with_its_own_sizes_and_the_r1_penalty_counted(tmp_path):
+    # The sizes not given are sincut's (ngf 10, ndf 8); its R1 penalty takes an input gradient inside the
+    # FLOP count, which FlopCounterMode's module tracking cannot follow (scripts/benchmarks/flops.py).
+    process = run_script("scripts/benchmark.py", "--model", "sincut", "--crop_size", "16", "--batch_size", "2",
+                         "--config", "amp=none", "--warmup", "1", "--iters", "1", "--rounds", "1",
+                         "--inference_iters", "1", "--device", "cpu", cwd=tmp_path, timeout=120)
+    assert process.returncode == 0, process.stderr
+    [record] = bench_records(process.stdout)
+    assert (record["model"], record["netG"], record["ngf"], record["ndf"], record["crop_size"], record["batch_size"]) \
+        == ("sincut", "stylegan2", 10, 8, 16, 2)
+    assert all(record[key] > 0 for key in NUMBERS)

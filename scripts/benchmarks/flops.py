@@ -17,15 +17,36 @@ PEAK_CONV_CHANNELS, PEAK_CONV_SIZE = 256, 64
 PEAK_TIME_BUDGET_S = 1.0  # seconds of timed convolutions per precision
 
 
+class WholeRunOnly:
+    """Stands in for FlopCounterMode's module tracker, whose backward hooks on module inputs fail inside
+    torch.autograd.grad (the R1 and WGAN-GP penalties: "A leaf node was passed to
+    _will_engine_execute_node"); we read only the total, which the tracker files under "Global"."""
+
+    parents = ("Global",)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def flop_counter():
+    """A FlopCounterMode that counts the whole run (get_total_flops) without tracking modules."""
+    counter = FlopCounterMode(display=False)
+    counter.mod_tracker = WholeRunOnly()
+    return counter
+
+
 def count_flops(args, base_opt, batch):
     """(FLOPs of one training iteration, inference FLOPs per image), counted on a fresh fp32 eager model."""
     model = build_model(base_opt, Config())
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         model.set_input(batch)
         model.optimize_parameters()
     train_flops = counter.get_total_flops()
     model.eval()
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         model.set_input(batch)
         model.test()
     del model

@@ -37,17 +37,20 @@ class Run:
 def parse_tool_options(args, workdir):
     """The tool's training options for the benchmark's model (their printout silenced), parsed once
     per process: parsing sets up the device and, under torchrun, joins the process group (CPU: gloo;
-    CUDA: NCCL on GPU LOCAL_RANK), which can happen only once."""
+    CUDA: NCCL on GPU LOCAL_RANK), which can happen only once. The sizes not given in `args` are the
+    model's own defaults, written back into `args`."""
     argv = ["--dataroot", workdir, "--checkpoints_dir", workdir, "--name", "bench", "--display_id", "0",
-            "--gpu_ids", "0" if args.device == "cuda" else "-1", "--seed", "0", "--model", args.model,
-            "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--crop_size", str(args.crop_size),
-            "--load_size", str(args.crop_size), "--batch_size", str(args.batch_size)]
-    if args.netG:
-        argv += ["--netG", args.netG]
-    if args.CUT_mode:
-        argv += ["--CUT_mode", args.CUT_mode]
+            "--gpu_ids", "0" if args.device == "cuda" else "-1", "--seed", "0", "--model", args.model]
+    for name in ("ngf", "ndf", "crop_size", "batch_size", "netG", "CUT_mode"):
+        if getattr(args, name):
+            argv += [f"--{name}", str(getattr(args, name))]
+    if args.crop_size:
+        argv += ["--load_size", str(args.crop_size)]
     with contextlib.redirect_stdout(io.StringIO()):
-        return TrainOptions().parse(argv)
+        opt = TrainOptions().parse(argv)
+    for name in ("ngf", "ndf", "crop_size", "batch_size"):
+        setattr(args, name, getattr(opt, name))
+    return opt
 
 
 def build_model(base_opt, config):
