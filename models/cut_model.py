@@ -94,7 +94,7 @@ def cut_architecture_flags(opt):
     flags += [f"--{name}" for name in ("no_antialias", "no_antialias_up") if getattr(opt, name, False)]
     if opt.netG in STYLEGAN2_GENERATORS:
         load_size, crop_size = getattr(opt, "train_image_sizes", (opt.load_size, opt.crop_size))
-        flags += [f"--stylegan2_G_num_downsampling {opt.stylegan2_G_num_downsampling}",
+        flags += [f"--stylegan2_G_num_downsampling {getattr(opt, 'stylegan2_G_num_downsampling', 1)}",
                   f"--load_size {load_size} --crop_size {crop_size} (which set the StyleGAN2 widths)"]
     return flags
 
