@@ -3,6 +3,7 @@
     python scripts/benchmark.py --netG resnet_9blocks --crop_size 128 --amp none bf16 --channels_last 0 1 --peak
     python scripts/benchmark.py --device cuda --config amp=bf16,channels_last=1,compile=1 --config amp=none
     python scripts/benchmark.py --model cut --CUT_mode FastCUT --config amp=none
+    python scripts/benchmark.py --model cut --no_antialias --no_antialias_up --config amp=none
 
 Each configuration (the product of --amp, --channels_last and --compile, or the --config list) is
 built through the tool's own options and create_model, on synthetic batches like the data loader's.
@@ -51,6 +52,12 @@ def parse_arguments(argv):
                         help="model to measure (default: %(default)s)")
     parser.add_argument("--CUT_mode", default=None, type=cut_mode, choices=CUT_MODES,
                         help="with --model cut or sincut: CUT or FastCUT, with that mode's defaults (default: CUT)")
+    parser.add_argument("--no_antialias", action="store_true",
+                        help="with --model cut or sincut: strided convolutions instead of the official anti-aliased "
+                             "(blurred) downsampling, as the tool's flag of that name")
+    parser.add_argument("--no_antialias_up", action="store_true",
+                        help="with --model cut or sincut: transposed convolutions instead of the official "
+                             "anti-aliased upsampling, as the tool's flag of that name")
     parser.add_argument("--netG", default=None, choices=GENERATOR_CHOICES,
                         help="generator (default: the model's own, resnet_9blocks or unet_256)")
     parser.add_argument("--ngf", type=int, default=None,
@@ -90,6 +97,9 @@ def parse_arguments(argv):
     if args.CUT_mode and args.model not in ("cut", "sincut"):
         raise UserError(f"--CUT_mode {args.CUT_mode} applies to --model cut and sincut only; add --model cut or drop "
                         "--CUT_mode")
+    for name in ("no_antialias", "no_antialias_up"):
+        if getattr(args, name) and args.model not in ("cut", "sincut"):
+            raise UserError(f"--{name} applies to --model cut and sincut only; add --model cut or drop --{name}")
     if args.model in ("cut", "sincut"):
         args.CUT_mode = args.CUT_mode or "CUT"
     if args.device == "cuda" and not torch.cuda.is_available():

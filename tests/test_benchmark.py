@@ -137,23 +137,31 @@ def test_pix2pix_unet_and_fp16_skipped_on_the_cpu(tmp_path):
     assert record["conv_matmul_share_of_step"] is None and record["conv_matmul_bound_of_peak"] is None
 
 
-def test_cut_in_both_modes_one_generator_pass_per_test_image(tmp_path):
-    runs = {mode: side_by_side(run_script, "scripts/benchmark.py", *TINY, "--model", "cut", "--CUT_mode", mode,
+def test_cut_in_both_modes_and_without_antialiasing_one_generator_pass_per_test_image(tmp_path):
+    variants = {"CUT": ["--CUT_mode", "CUT"], "fastcut": ["--CUT_mode", "fastcut"],
+                "plain": ["--no_antialias", "--no_antialias_up"]}
+    runs = {name: side_by_side(run_script, "scripts/benchmark.py", *TINY, "--model", "cut", *flags,
                                "--config", "amp=none", "--rounds", "1", "--threads", "1", cwd=tmp_path, timeout=120)
-            for mode in ("CUT", "fastcut")}
+            for name, flags in variants.items()}
     records = {}
-    for mode, future in runs.items():
+    for name, future in runs.items():
         process = future.result()
         assert process.returncode == 0, process.stderr
-        [records[mode]] = bench_records(process.stdout)
-    assert [(r["model"], r["CUT_mode"]) for r in records.values()] == [("cut", "CUT"), ("cut", "FastCUT")]
+        [records[name]] = bench_records(process.stdout)
+    assert [(r["model"], r["CUT_mode"], r["no_antialias"], r["no_antialias_up"]) for r in records.values()] == [
+        ("cut", "CUT", False, False), ("cut", "FastCUT", False, False), ("cut", "CUT", True, True)]
     assert all(record[key] > 0 for record in records.values() for key in NUMBERS)
-    generator = define_cut_G(3, 3, 4, "resnet_6blocks", "instance", False, "xavier", 0.02)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        generator(torch.zeros(1, 3, 32, 32))
-    assert {r["infer_flops_per_image"] for r in records.values()} == {counter.get_total_flops()}  # A -> B only
-    # FastCUT has no identity pass: G runs on A alone, and PatchNCE once.
+    for name, plain in (("CUT", False), ("plain", True)):
+        generator = define_cut_G(3, 3, 4, "resnet_6blocks", "instance", False, "xavier", 0.02, no_antialias=plain,
+                                 no_antialias_up=plain)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            generator(torch.zeros(1, 3, 32, 32))
+        assert records[name]["infer_flops_per_image"] == counter.get_total_flops()  # A -> B only
+    assert records["CUT"]["infer_flops_per_image"] == records["fastcut"]["infer_flops_per_image"]
+    # FastCUT has no identity pass: G runs on A alone, and PatchNCE once. Strided and transposed
+    # convolutions work on a quarter of the pixels that the anti-aliased layers' convolutions see.
     assert records["fastcut"]["train_flops_per_iter"] < records["CUT"]["train_flops_per_iter"]
+    assert records["plain"]["train_flops_per_iter"] < records["CUT"]["train_flops_per_iter"]
 
 
 def test_configurations_from_lists_or_explicit_configs():
@@ -169,7 +177,7 @@ def test_configurations_from_lists_or_explicit_configs():
 
 @pytest.mark.parametrize("argv", [["--config", "amp=bf17"], ["--config", "compile=yes"], ["--config", "speed=1"],
                                   ["--config", "amp=bf16", "--amp", "none"], ["--iters", "0"],
-                                  ["--CUT_mode", "FastCUT"]])
+                                  ["--CUT_mode", "FastCUT"], ["--no_antialias"], ["--no_antialias_up"]])
 def test_bad_benchmark_flags_are_user_errors(argv):
     with pytest.raises(UserError):
         configurations(parse_arguments(argv))

@@ -46,6 +46,7 @@ def parse_tool_options(args, workdir):
             argv += [f"--{name}", str(getattr(args, name))]
     if args.crop_size:
         argv += ["--load_size", str(args.crop_size)]
+    argv += [f"--{name}" for name in ("no_antialias", "no_antialias_up") if getattr(args, name)]
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(argv)
     for name in ("ngf", "ndf", "crop_size", "batch_size"):

@@ -12,7 +12,8 @@ from scripts.benchmarks.runs import prepared_runs, time_training
 from util.errors import UserError
 
 # Record fields that define the work measured: a --baseline figure must match all of them.
-WORKLOAD_KEYS = ("config", "model", "CUT_mode", "netG", "ngf", "ndf", "crop_size", "batch_size", "device")
+WORKLOAD_KEYS = ("config", "model", "CUT_mode", "no_antialias", "no_antialias_up", "netG", "ngf", "ndf", "crop_size",
+                 "batch_size", "device")
 
 
 def barrier(opt):

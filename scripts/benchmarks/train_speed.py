@@ -137,7 +137,8 @@ def add_peak_shares(args, records, work):
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = SimpleNamespace(device="cpu", model="cycle_gan", ngf=args.ngf, ndf=args.ndf, crop_size=args.crop_size,
-                               batch_size=1, netG=None, CUT_mode=None)
+                               batch_size=1, netG=None, CUT_mode=None, no_antialias=False,
+                               no_antialias_up=False)
     opt = parse_tool_options(settings, work)
     train_flops, _ = count_flops(settings, opt, make_batch(settings, seed=0))
     peak = conv_peak_flops("cpu", "bf16")
