@@ -5,7 +5,7 @@ power of two nearest to min(--load_size, --crop_size) (64 for sincut's defaults)
 
 Generator (`encoder.convs`, `decoder.convs`, the official names): an identity (layer 0, so that
 PatchNCE can compare the input itself), a 1x1 ConvLayer to the resolution's width,
---stylegan2_G_num_downsampling halving ResBlocks, n_blocks // 2 ResBlocks (4 for stylegan2, 1 for
+--stylegan2_G_num_downsampling halving ResBlocks, n_blocks // 2 ResBlocks (3 for stylegan2, 1 for
 smallstylegan2); the decoder as many ResBlocks, one doubling StyledConv per halving (with noise
 injection, except smallstylegan2's), a 1x1 ConvLayer to the output channels. The output is not
 squashed by a Tanh; the saved images are clipped to [-1, 1] like every output.
@@ -27,7 +27,7 @@ from util.errors import UserError
 from .encoder_features import EncoderFeatures
 from .stylegan2_layers import ConvLayer, EqualLinear, ResBlock, StyledConv
 
-STYLEGAN2_GENERATORS = {"stylegan2": 9, "smallstylegan2": 2}  # name: n_blocks, split between encoder and decoder
+STYLEGAN2_GENERATORS = {"stylegan2": 6, "smallstylegan2": 2}  # name: n_blocks (official defaults), half per side
 STYLEGAN2_DISCRIMINATORS = ("stylegan2",)
 SMALLEST_RESOLUTION, LARGEST_RESOLUTION = 4, 1024  # the official width tables' range
 

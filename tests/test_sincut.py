@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_stylegan2_networks import OFFICIAL_SINCUT_G
 
 from conftest import (
     REPO_ROOT,
@@ -184,12 +185,16 @@ def test_the_dataset_is_patches_of_the_one_picture_per_domain(tmp_path):
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_an_official_weights_file_alone_tests_and_exports_with_the_sincut_defaults(finished):
     # The official code's files hold no train_opt.txt of ours: --model sincut's defaults (ngf 10, 64 px
-    # widths, one halving) must build its generator.
+    # widths, one halving) must build its generator. The file has the official names and shapes (random
+    # weights; the blur kernels are constants of the layers, not learnt).
     pytest.importorskip("onnxruntime")
     top, _ = finished
     folder = top / "ck" / "official"
     folder.mkdir()
-    torch.save(define_stylegan2_G(3, 3, 10, "stylegan2", 64, 1).state_dict(), folder / "latest_net_G.pth")
+    kernels = define_stylegan2_G(3, 3, 10, "stylegan2", 64, 1).state_dict()
+    official = {key: kernels[key] if key.endswith(".kernel") else torch.randn(shape) * 0.1
+                for key, shape in OFFICIAL_SINCUT_G}
+    torch.save(official, folder / "latest_net_G.pth")
     result = run_script("test.py", "--model", "sincut", "--dataroot", top / "data", "--name", "official",
                         "--checkpoints_dir", top / "ck", "--results_dir", top / "official", cwd=top)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -35,9 +35,9 @@ def styled_conv(key, in_channels, out_channels):
 # The official state dicts at sincut's defaults: ngf 10 and ndf 8 at 64 px (min(--load_size 1024,
 # --crop_size 64)), one halving: widths 80 at 64 px and 160 at 32 px for G; 32, 64, 128, 256, 384 for D.
 OFFICIAL_SINCUT_G = (conv_layer("encoder.convs.1", 80, 3, 1) + res_block("encoder.convs.2", 80, 160, True)
-                     + [entry for i in range(3, 7) for entry in res_block(f"encoder.convs.{i}", 160, 160, False)]
-                     + [entry for i in range(4) for entry in res_block(f"decoder.convs.{i}", 160, 160, False)]
-                     + styled_conv("decoder.convs.4", 160, 80) + conv_layer("decoder.convs.5", 3, 80, 1))
+                     + [entry for i in range(3, 6) for entry in res_block(f"encoder.convs.{i}", 160, 160, False)]
+                     + [entry for i in range(3) for entry in res_block(f"decoder.convs.{i}", 160, 160, False)]
+                     + styled_conv("decoder.convs.3", 160, 80) + conv_layer("decoder.convs.4", 3, 80, 1))
 OFFICIAL_SINCUT_D = (conv_layer("convs.0", 32, 3, 1)
                      + [entry for i, (a, b) in enumerate([(32, 64), (64, 128), (128, 256), (256, 384)], 1)
                         for entry in res_block(f"convs.{i}", a, b, True)]
@@ -106,8 +106,8 @@ def test_outputs_equal_the_official_networks_for_the_same_weights():
                 parameter.zero_()
         output = generator(pattern(16))
     assert output[0, :, ::5, ::5].flatten()[:12].tolist() == pytest.approx(
-        [-0.13873, -0.09942, -0.10222, -0.09434, -0.15256, -0.04037, -0.03732, -0.02664, -0.1495, -0.04176, -0.04341,
-         -0.02695], abs=2e-5)
+        [1.00727, 1.00942, 1.01554, 1.10588, 0.86185, 0.82561, 0.83681, 1.13048, 0.85038, 0.85623, 0.80139, 1.10032],
+        abs=2e-5)
     discriminator = StyleGAN2Discriminator(3, 16, 16)
     pseudo_random_fill(discriminator)
     with torch.no_grad():
@@ -123,7 +123,7 @@ def test_the_encoder_features_patchnce_reads():
     assert features[0] is x and [tuple(f.shape[1:]) for f in features[1:]] == [(128, 16, 16), (256, 8, 8),
                                                                                 (256, 8, 8)]
     assert generator.feature_channels([0, 2, 3, 5]) == [3, 128, 256, 256]
-    assert len(generator.feature_layers) == 2 + 2 + 4 and generator.size_multiple == 4
+    assert len(generator.feature_layers) == 2 + 2 + 3 and generator.size_multiple == 4
     with generator.capturing([0, 2, 3, 5]) as captured, torch.no_grad():
         generator(x)
     assert all(torch.equal(a, b) for a, b in zip(captured[0], features))
@@ -133,7 +133,7 @@ def test_noise_is_drawn_in_every_pass_from_torchs_generator():
     generator = define_stylegan2_G(3, 3, 4, "stylegan2", 16, 1).eval()
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
-        generator.decoder.convs[4].noise.weight.fill_(0.5)
+        generator.decoder.convs[3].noise.weight.fill_(0.5)
         torch.manual_seed(1)
         first, second = generator(x), generator(x)
         torch.manual_seed(1)
