@@ -39,7 +39,7 @@ from runtime.device import AMP_CHOICES  # noqa: E402
 from runtime.runtime import Launch, quiet_unless_main  # noqa: E402
 from scripts.benchmarks.configurations import configurations  # noqa: E402
 from scripts.benchmarks.report import publish  # noqa: E402
-from scripts.benchmarks.runs import make_batch, parse_tool_options  # noqa: E402
+from scripts.benchmarks.runs import ANTIALIAS_FLAGS, make_batch, parse_tool_options  # noqa: E402
 from scripts.benchmarks.scaling import benchmark_distributed, read_baselines  # noqa: E402
 from scripts.benchmarks.speed import benchmark_single  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
@@ -97,7 +97,7 @@ def parse_arguments(argv):
     if args.CUT_mode and args.model not in ("cut", "sincut"):
         raise UserError(f"--CUT_mode {args.CUT_mode} applies to --model cut and sincut only; add --model cut or drop "
                         "--CUT_mode")
-    for name in ("no_antialias", "no_antialias_up"):
+    for name in ANTIALIAS_FLAGS:
         if getattr(args, name) and args.model not in ("cut", "sincut"):
             raise UserError(f"--{name} applies to --model cut and sincut only; add --model cut or drop --{name}")
     if args.model in ("cut", "sincut"):

@@ -24,7 +24,8 @@ def settings_record(run, args):
     """The settings of one configuration's measurement, as a flat dict."""
     return {
         "config": run.config.label, "model": args.model, "CUT_mode": args.CUT_mode,
-        "no_antialias": args.no_antialias, "no_antialias_up": args.no_antialias_up, "netG": run.model.opt.netG, "ngf": args.ngf, "ndf": args.ndf,
+        "no_antialias": args.no_antialias, "no_antialias_up": args.no_antialias_up,
+        "netG": run.model.opt.netG, "ngf": args.ngf, "ndf": args.ndf,
         "crop_size": args.crop_size, "batch_size": args.batch_size, "device": args.device,
         "amp": run.config.amp, "channels_last": run.config.channels_last, "compile": run.config.compile,
         "warmup": args.warmup, "iters": args.iters, "rounds": args.rounds,

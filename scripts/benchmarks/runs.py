@@ -34,6 +34,10 @@ class Run:
     work_profile: tuple = (None, None)
 
 
+# The tool's yes/no flags of CUT's layers that the benchmark passes on (with --model cut or sincut).
+ANTIALIAS_FLAGS = ("no_antialias", "no_antialias_up")
+
+
 def parse_tool_options(args, workdir):
     """The tool's training options for the benchmark's model (their printout silenced), parsed once
     per process: parsing sets up the device and, under torchrun, joins the process group (CPU: gloo;
@@ -46,7 +50,7 @@ def parse_tool_options(args, workdir):
             argv += [f"--{name}", str(getattr(args, name))]
     if args.crop_size:
         argv += ["--load_size", str(args.crop_size)]
-    argv += [f"--{name}" for name in ("no_antialias", "no_antialias_up") if getattr(args, name)]
+    argv += [f"--{name}" for name in ANTIALIAS_FLAGS if getattr(args, name)]
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(argv)
     for name in ("ngf", "ndf", "crop_size", "batch_size"):
